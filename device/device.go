@@ -1,0 +1,38 @@
+// Package device owns the link: the Device interface that moves whole frames
+// between a stack and a medium, its backends (TAP and TUN, AF_PACKET raw
+// sockets) and wrappers that compose over any Device (pcap capture, counters).
+//
+// Buffers are lent, never kept or copied. A frame lives at bufs[i][offset:];
+// the offset bytes in front of it are headroom that a device may fill with its
+// own header (the virtio-net header) so that no frame is moved to make room.
+// Callers pass offset >= Headroom.
+package device
+
+import "net"
+
+// Headroom is the number of bytes a device may write in front of a frame.
+const Headroom = 16
+
+// Device moves link-layer frames: Ethernet frames, or bare IP packets for an
+// L3 device (TUN), whose LinkAddr is nil.
+//
+// ReadBatch and WriteBatch may be called concurrently with each other, but
+// each by one goroutine at a time. Close unblocks a pending ReadBatch, which
+// then returns an error wrapping net.ErrClosed.
+type Device interface {
+	// ReadBatch blocks until at least one frame is available, then reads up
+	// to len(bufs) frames: frame i lands at bufs[i][offset:] and is sizes[i]
+	// bytes long. A frame longer than its buffer is dropped and counted, not
+	// truncated.
+	ReadBatch(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	// WriteBatch writes the frames bufs[i][offset:]; the bytes in front of
+	// offset may be overwritten. It returns how many were written.
+	WriteBatch(bufs [][]byte, offset int) (n int, err error)
+	// BatchSize is the most frames one ReadBatch or WriteBatch handles.
+	BatchSize() int
+	// MTU is the largest payload of one frame (the IP packet), in bytes.
+	MTU() int
+	// LinkAddr is the device's MAC address, or nil for an L3 device.
+	LinkAddr() net.HardwareAddr
+	Close() error
+}
