@@ -1,11 +1,26 @@
 // Package device owns the link: the Device interface that moves whole frames
 // between a stack and a medium, its backends (TAP and TUN, AF_PACKET raw
-// sockets) and wrappers that compose over any Device (pcap capture, counters).
+// sockets, an in-memory Pipe) and wrappers that compose over any Device (pcap
+// capture, counters).
 //
-// Buffers are lent, never kept or copied. A frame lives at bufs[i][offset:];
-// the offset bytes in front of it are headroom that a device may fill with its
-// own header (the virtio-net header) so that no frame is moved to make room.
-// Callers pass offset >= Headroom.
+// Buffers are lent, never kept. A frame lives at bufs[i][offset:]; the offset
+// bytes in front of it are headroom that a device may fill with its own header
+// (the virtio-net header) so that no frame is moved to make room. Callers pass
+// offset >= Headroom; a smaller one is refused with an error matching
+// ErrInvalid.
+//
+// Addresses: on a TAP or a raw socket the kernel owns one MAC (the interface's,
+// KernelAddr) and the stack uses another (LinkAddr): Config.MAC, or
+// DefaultMAC(name), a fixed function of the interface name. A TUN device has
+// no MAC.
+//
+// Failures to open a device are *SetupError values: one line naming the fix,
+// matching one of ErrNotFound, ErrPermission, ErrBusy, ErrWrongMode and
+// ErrInvalid with errors.Is. After Close, ReadBatch and WriteBatch return
+// errors wrapping net.ErrClosed. Frames a device cannot deliver or send
+// (too long, no room) are dropped and counted (DropCounter), never truncated.
+//
+// The TAP, TUN and raw backends are Linux only.
 package device
 
 import "net"
