@@ -144,7 +144,7 @@ func (h Header) DecodeOptions() Options {
 // Payload returns the segment's data: everything after the header.
 func (h Header) Payload() []byte { return h[h.HeaderLen():] }
 
-// ChecksumValid reports whether the checksum covers the segment correctly.
+// ChecksumValid reports whether the Checksum field is right for the segment.
 // pseudo is the pseudo-header sum for this segment, from
 // checksum.PseudoHeaderV4 or PseudoHeaderV6 with protocol 6 and length len(h).
 func (h Header) ChecksumValid(pseudo uint16) bool {

@@ -2,7 +2,7 @@ package tcp
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // Classes of parse error. Every error ParseHeader and ParseOptions return
@@ -10,11 +10,11 @@ import (
 // errors.Is.
 var (
 	// ErrTruncated: the segment ends before a length it states.
-	ErrTruncated = errors.New("tcp: truncated segment")
+	ErrTruncated = errors.New("truncated")
 	// ErrMalformed: a header field holds a value no segment may carry.
-	ErrMalformed = errors.New("tcp: malformed header")
+	ErrMalformed = errors.New("malformed")
 	// ErrBadOption: the option list cannot be walked.
-	ErrBadOption = errors.New("tcp: malformed option list")
+	ErrBadOption = errors.New("malformed option list")
 )
 
 // Errors for misuse of the encoders.
@@ -29,18 +29,18 @@ var (
 // ParseError describes why a segment or option list was rejected.
 // The parsers return pointers to preallocated values: do not modify them.
 type ParseError struct {
-	Class  error  // ErrTruncated, ErrMalformed or ErrBadOption
-	Field  string // the field at fault, e.g. "data offset", "option length"
+	Field  string // the RFC 9293 name of the field at fault, e.g. "Data Offset", "option-length"
 	Offset int    // its offset in bytes from the start of what was parsed
 	Reason string // what is wrong with it
+	Err    error  // the class: ErrTruncated, ErrMalformed or ErrBadOption
 }
 
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("%v: %s at offset %d: %s", e.Class, e.Field, e.Offset, e.Reason)
+	return "tcp: " + e.Field + " at offset " + strconv.Itoa(e.Offset) + ": " + e.Reason + " (" + e.Err.Error() + ")"
 }
 
-// Unwrap returns the error's class.
-func (e *ParseError) Unwrap() error { return e.Class }
+// Unwrap returns the error's class, for errors.Is.
+func (e *ParseError) Unwrap() error { return e.Err }
 
 type parseReason uint8
 
@@ -56,13 +56,13 @@ const (
 )
 
 var parseReasons = [numParseReasons]ParseError{
-	shortHeader:       {Class: ErrTruncated, Field: "header", Reason: "segment ends before the 20-byte fixed header"},
-	dataOffsetSmall:   {Class: ErrMalformed, Field: "data offset", Reason: "below 5 words"},
-	dataOffsetPastEnd: {Class: ErrTruncated, Field: "data offset", Reason: "header runs past the end of the segment"},
-	optionAreaLong:    {Class: ErrMalformed, Field: "options", Reason: "option area longer than 40 bytes"},
-	optionNoLength:    {Class: ErrBadOption, Field: "option length", Reason: "option area ends after the kind byte"},
-	optionLengthSmall: {Class: ErrBadOption, Field: "option length", Reason: "below 2"},
-	optionPastEnd:     {Class: ErrBadOption, Field: "option length", Reason: "option runs past the end of the option area"},
+	shortHeader:       {Field: "header", Reason: "segment ends before the 20-byte fixed header", Err: ErrTruncated},
+	dataOffsetSmall:   {Field: "Data Offset", Reason: "below 5 words", Err: ErrMalformed},
+	dataOffsetPastEnd: {Field: "Data Offset", Reason: "header runs past the end of the segment", Err: ErrTruncated},
+	optionAreaLong:    {Field: "Options", Reason: "option area longer than 40 bytes", Err: ErrMalformed},
+	optionNoLength:    {Field: "option-length", Reason: "option area ends after the option-kind", Err: ErrBadOption},
+	optionLengthSmall: {Field: "option-length", Reason: "below 2", Err: ErrBadOption},
+	optionPastEnd:     {Field: "option-length", Reason: "option runs past the end of the option area", Err: ErrBadOption},
 }
 
 // parseErrors holds every error the parsers can return: each reason at each

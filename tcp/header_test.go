@@ -98,22 +98,22 @@ func TestParseHeaderRejects(t *testing.T) {
 	}{
 		{"empty", nil, ErrTruncated, "header", 0},
 		{"19 bytes", make([]byte, 19), ErrTruncated, "header", 19},
-		{"data offset 0", fixed(0), ErrMalformed, "data offset", 12},
-		{"data offset 4", fixed(4, make([]byte, 40)...), ErrMalformed, "data offset", 12},
-		{"data offset 6, 20 bytes", fixed(6), ErrTruncated, "data offset", 12},
-		{"data offset 15, 59 bytes", fixed(15, make([]byte, 39)...), ErrTruncated, "data offset", 12},
-		{"kind with no length", fixed(6, 1, 1, 1, optMSS), ErrBadOption, "option length", 24},
-		{"length 0", fixed(6, optWindowScale, 0, 0, 0), ErrBadOption, "option length", 21},
-		{"length 1", fixed(6, 1, optTimestamps, 1, 0), ErrBadOption, "option length", 22},
-		{"unknown length 1", fixed(6, 0xfe, 1, 0, 0), ErrBadOption, "option length", 21},
-		{"past the area", fixed(6, 1, optTimestamps, 10, 0), ErrBadOption, "option length", 22},
-		{"past the area after MSS", fixed(7, optMSS, 4, 5, 0xb4, optTimestamps, 10, 0, 0), ErrBadOption, "option length", 25},
-		{"unknown past the area", fixed(6, 0xfe, 5, 0, 0), ErrBadOption, "option length", 21},
+		{"data offset 0", fixed(0), ErrMalformed, "Data Offset", 12},
+		{"data offset 4", fixed(4, make([]byte, 40)...), ErrMalformed, "Data Offset", 12},
+		{"data offset 6, 20 bytes", fixed(6), ErrTruncated, "Data Offset", 12},
+		{"data offset 15, 59 bytes", fixed(15, make([]byte, 39)...), ErrTruncated, "Data Offset", 12},
+		{"kind with no length", fixed(6, 1, 1, 1, optMSS), ErrBadOption, "option-length", 24},
+		{"length 0", fixed(6, optWindowScale, 0, 0, 0), ErrBadOption, "option-length", 21},
+		{"length 1", fixed(6, 1, optTimestamps, 1, 0), ErrBadOption, "option-length", 22},
+		{"unknown length 1", fixed(6, 0xfe, 1, 0, 0), ErrBadOption, "option-length", 21},
+		{"past the area", fixed(6, 1, optTimestamps, 10, 0), ErrBadOption, "option-length", 22},
+		{"past the area after MSS", fixed(7, optMSS, 4, 5, 0xb4, optTimestamps, 10, 0, 0), ErrBadOption, "option-length", 25},
+		{"unknown past the area", fixed(6, 0xfe, 5, 0, 0), ErrBadOption, "option-length", 21},
 		{
 			"past the area, payload follows", // the payload is not part of the option area
-			fixed(6, optTimestamps, 10, 0, 0, 0, 0, 0, 0, 0, 0), ErrBadOption, "option length", 21,
+			fixed(6, optTimestamps, 10, 0, 0, 0, 0, 0, 0, 0, 0), ErrBadOption, "option-length", 21,
 		},
-		{"SACK of 42 bytes", fixed(15, append([]byte{optSACK, 42}, make([]byte, 38)...)...), ErrBadOption, "option length", 21},
+		{"SACK of 42 bytes", fixed(15, append([]byte{optSACK, 42}, make([]byte, 38)...)...), ErrBadOption, "option-length", 21},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

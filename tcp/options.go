@@ -27,8 +27,9 @@ const (
 const (
 	// MaxWindowScale is the largest window shift RFC 7323 §2.3 allows.
 	MaxWindowScale = 14
-	// MaxSACKBlocks is the most SACK blocks the 40-byte option area can hold.
-	MaxSACKBlocks = (MaxOptionsLen - lenSACKBase) / lenSACKBlock
+	// MaxSACKBlocks is the most SACK blocks the 40-byte option area can
+	// hold: (40 - 2) / 8.
+	MaxSACKBlocks = 4
 )
 
 // SACKBlock is one block of a SACK option (RFC 2018 §3): the receiver holds
@@ -42,7 +43,7 @@ type SACKBlock struct {
 //
 // MSS, window scale and SACK-permitted mean something only on a SYN (RFC 9293
 // §3.7.1, RFC 7323 §2.2, RFC 2018 §2): the parser reports them wherever they
-// appear and the connection ignores them elsewhere, as Linux does.
+// appear, and the connection must ignore them elsewhere, as Linux does.
 type Options struct {
 	MSS    uint16 // Maximum Segment Size; 0 is reported as received (Linux ignores it)
 	HasMSS bool
@@ -66,7 +67,7 @@ func (o *Options) SACK() []SACKBlock { return o.SACKBlocks[:o.numSACK()] }
 func (o *Options) numSACK() int { return min(max(o.NumSACK, 0), MaxSACKBlocks) }
 
 // ParseOptions parses an option area: the bytes between the fixed header and
-// the data offset, at most 40 of them.
+// the data offset, at most 40 of them (more is ErrMalformed).
 //
 // A list it cannot walk is rejected with a *ParseError wrapping ErrBadOption:
 // a length byte below 2, an option running past the area, or a kind byte with

@@ -238,3 +238,9 @@ func TestSACK(t *testing.T) {
 		t.Errorf("SACK() with NumSACK 100 has %d blocks", len(got))
 	}
 }
+
+func TestMaxSACKBlocks(t *testing.T) {
+	if (MaxOptionsLen-lenSACKBase)/lenSACKBlock != MaxSACKBlocks {
+		t.Errorf("MaxSACKBlocks = %d, but %d fit in %d bytes", MaxSACKBlocks, (MaxOptionsLen-lenSACKBase)/lenSACKBlock, MaxOptionsLen)
+	}
+}
