@@ -38,7 +38,9 @@ const (
 // Stages apply in this order, each to what the one before let through:
 // partition (at the send instant), MTU, Loss, Burst, the rate limiter and its
 // queue, Duplicate; then per copy Delay and Jitter, Reorder, Corrupt, and
-// partition again at the delivery instant.
+// partition again at the delivery instant. So a lost frame never occupies
+// the bottleneck (the loss is upstream of it), and a duplicate never does
+// (it appears downstream).
 type Config struct {
 	// Loss drops each frame independently with this probability.
 	Loss Prob
@@ -46,8 +48,8 @@ type Config struct {
 	Burst GilbertElliott
 
 	// Duplicate delivers one extra copy of a frame with this probability.
-	// The copy gets its own jitter, reorder and corruption draws; it does
-	// not occupy the rate limiter (it appears after the bottleneck).
+	// The copy gets its own jitter, reorder and corruption draws and is
+	// delivered after the original unless one of them is held back.
 	Duplicate Prob
 
 	// Corrupt flips one uniformly chosen bit of a copy with this

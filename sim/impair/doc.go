@@ -20,4 +20,14 @@
 // one goroutine, and WrapDevice, which applies a Link to each direction of
 // a real device.Device on the real clock (the replacement for tc netem
 // behind `tapstack up --loss --reorder --dup --corrupt --delay --seed`).
+// The wrapper is a driver, not core: it reads time.Now and runs one sender
+// goroutine and one helper reader per device, both stopped by Close. Frames
+// that are neither delayed nor changed pass through it without a copy;
+// those that wait are copied into pooled buffers, at most MaxHeld copies
+// (MaxHeldBytes bytes) per direction, the rest dropped and counted.
+//
+// What the model does not do, on purpose: jitter does not reorder (only
+// Reorder does; see Config.Delay), reordering is a hold in time rather than
+// a depth in frames (see Config.Reorder), and the Gilbert-Elliott chain steps
+// per frame, not per unit of time.
 package impair
