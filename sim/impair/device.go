@@ -118,6 +118,16 @@ func WrapDevice(dev device.Device, tx, rx Config, seed uint64) (*Device, error) 
 	return w, nil
 }
 
+// checkOffset refuses an offset outside a buffer: API misuse, not a drop.
+func checkOffset(bufs [][]byte, offset int) error {
+	for i, b := range bufs {
+		if offset < 0 || offset > len(b) {
+			return fmt.Errorf("impair: %w: offset %d outside buffer %d of %d bytes", device.ErrInvalid, offset, i, len(b))
+		}
+	}
+	return nil
+}
+
 func (w *Device) now() mono.Time { return mono.Time(time.Since(w.start)) }
 
 func (w *Device) closed() bool {
@@ -140,13 +150,15 @@ func (w *Device) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	if w.closed() {
 		return 0, errClosed
 	}
+	if err := checkOffset(bufs, offset); err != nil {
+		return 0, err
+	}
 	now := w.now()
 	tx := &w.tx
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	w.flushLocked(now) // anything already due goes before this batch
-	wake := false
-	run := 0 // bufs[run:i] pass through, written in one call
+	run := 0           // bufs[run:i] pass through, written in one call
 	for i, b := range bufs {
 		frame := b[offset:]
 		d := tx.link.Decide(now, len(frame))
@@ -160,20 +172,15 @@ func (w *Device) WriteBatch(bufs [][]byte, offset int) (int, error) {
 		}
 		run = i + 1
 		for _, c := range d.Copy[:d.Copies] {
-			if c.At <= now && !c.Corrupted() {
+			switch {
+			case c.At <= now && !c.Corrupted(): // a duplicate, out now
 				if _, err := w.dev.WriteBatch(bufs[i:i+1], offset); err != nil {
 					return i, err
 				}
-				continue
-			}
-			if tx.q.len() >= MaxHeld || tx.q.bytes+len(frame) > MaxHeldBytes {
-				tx.overflow++
-				continue
-			}
-			buf := tx.pool.get(device.Headroom + len(frame))
-			copy(buf[device.Headroom:], frame)
-			Corrupt(buf[device.Headroom:], c.Bit)
-			if c.At <= now { // corrupted, not delayed: out now, in order
+			case c.At <= now: // corrupted, not delayed: out now, in order
+				buf := tx.pool.get(device.Headroom + len(frame))
+				copy(buf[device.Headroom:], frame)
+				Corrupt(buf[device.Headroom:], c.Bit)
 				tx.out = append(tx.out[:0], buf)
 				_, err := w.dev.WriteBatch(tx.out, device.Headroom)
 				tx.out[0] = nil
@@ -181,22 +188,24 @@ func (w *Device) WriteBatch(bufs [][]byte, offset int) (int, error) {
 				if err != nil {
 					return i, err
 				}
-				continue
-			}
-			if tx.q.push(held{at: c.At, buf: buf, off: device.Headroom, n: len(frame)}) {
-				wake = true
+			case tx.q.len() >= MaxHeld || tx.q.bytes+len(frame) > MaxHeldBytes:
+				tx.overflow++
+			default:
+				buf := tx.pool.get(device.Headroom + len(frame))
+				copy(buf[device.Headroom:], frame)
+				Corrupt(buf[device.Headroom:], c.Bit)
+				if tx.q.push(held{at: c.At, buf: buf, off: device.Headroom, n: len(frame)}) {
+					select { // the sender's timer is set too late now
+					case tx.wake <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
 	}
 	if run < len(bufs) {
 		if n, err := w.dev.WriteBatch(bufs[run:], offset); err != nil {
 			return run + n, err
-		}
-	}
-	if wake {
-		select {
-		case tx.wake <- struct{}{}:
-		default:
 		}
 	}
 	return len(bufs), nil
@@ -266,7 +275,10 @@ func (w *Device) reader() {
 func (w *Device) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	rx := &w.rx
 	if len(bufs) == 0 || len(sizes) < len(bufs) {
-		return 0, fmt.Errorf("impair: ReadBatch with %d buffers and %d sizes", len(bufs), len(sizes))
+		return 0, fmt.Errorf("impair: %w: ReadBatch with %d buffers and %d sizes", device.ErrInvalid, len(bufs), len(sizes))
+	}
+	if err := checkOffset(bufs, offset); err != nil {
+		return 0, err
 	}
 	for {
 		if w.closed() {

@@ -29,6 +29,7 @@ type fakeDev struct {
 	once    sync.Once
 	batch   int
 	entered chan struct{} // one value per ReadBatch call, if there is room
+	writes  chan struct{} // one value per WriteBatch call, if there is room
 
 	mu       sync.Mutex
 	written  int
@@ -38,7 +39,7 @@ type fakeDev struct {
 
 func newFake(batch int) *fakeDev {
 	return &fakeDev{in: make(chan []byte, 1<<16), out: make(chan []byte, 1<<16),
-		done: make(chan struct{}), batch: batch, lent: map[*byte]bool{}, entered: make(chan struct{}, 16)}
+		done: make(chan struct{}), batch: batch, lent: map[*byte]bool{}, entered: make(chan struct{}, 1<<16), writes: make(chan struct{}, 1<<16)}
 }
 
 var errFakeClosed = fmt.Errorf("fake: %w", net.ErrClosed)
@@ -72,6 +73,10 @@ func (f *fakeDev) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error)
 }
 
 func (f *fakeDev) WriteBatch(bufs [][]byte, offset int) (int, error) {
+	select {
+	case f.writes <- struct{}{}:
+	default:
+	}
 	select {
 	case <-f.done:
 		return 0, errFakeClosed
@@ -540,8 +545,82 @@ func TestWrapClose(t *testing.T) {
 	}
 }
 
+// Held copies are bounded per direction; beyond MaxHeld they are dropped
+// and counted, and nothing blocks.
+func TestWrapLimits(t *testing.T) {
+	const extra = 10
+	hour := Config{Delay: time.Hour}
+	f := newFake(4)
+	w := wrap(t, f, hour, hour, 1)
+	for i := range MaxHeld + extra {
+		if n, err := w.WriteBatch(withHeadroom(testFrame(uint32(i), 60)), device.Headroom); n != 1 || err != nil {
+			t.Fatalf("WriteBatch = %d, %v", n, err)
+		}
+	}
+	if s := w.Stats(); s.TxHeld != MaxHeld || s.TxOverflow != extra {
+		t.Errorf("TxHeld %d, TxOverflow %d", s.TxHeld, s.TxOverflow)
+	}
+
+	for i := range MaxHeld + extra {
+		f.in <- testFrame(uint32(i), 60)
+	}
+	go func() {
+		bufs, sizes := readBufs(4, 1500)
+		w.ReadBatch(bufs, sizes, device.Headroom) // returns at Close
+	}()
+	for { // each call into the device follows the previous batch's decisions
+		select {
+		case <-f.entered:
+		case <-time.After(wait):
+			t.Fatalf("stats %+v", w.Stats())
+		}
+		if s := w.Stats(); s.RxHeld+int(s.RxOverflow) == MaxHeld+extra {
+			if s.RxHeld != MaxHeld || s.RxOverflow != extra {
+				t.Errorf("RxHeld %d, RxOverflow %d", s.RxHeld, s.RxOverflow)
+			}
+			break
+		}
+	}
+}
+
+// Errors of the wrapped device reach the caller for its own frames, and are
+// counted for held ones.
+func TestWrapWriteErrors(t *testing.T) {
+	f := newFake(4)
+	w := wrap(t, f, Config{Delay: time.Millisecond}, Config{}, 1)
+	f.Close() // the device fails under the wrapper
+	if n, err := w.WriteBatch(withHeadroom(testFrame(1, 60), testFrame(2, 60)), device.Headroom); n != 2 || err != nil {
+		t.Fatalf("WriteBatch = %d, %v", n, err) // both held: the device is not called
+	}
+	select {
+	case <-f.writes: // the sender's flush; Stats waits for it to finish
+	case <-time.After(wait):
+		t.Fatal("held frames never flushed")
+	}
+	if s := w.Stats(); s.TxWriteErrors != 2 || s.TxHeld != 0 {
+		t.Errorf("TxWriteErrors %d, TxHeld %d", s.TxWriteErrors, s.TxHeld)
+	}
+
+	g := newFake(4)
+	w = wrap(t, g, Config{}, Config{}, 1)
+	g.Close()
+	if n, err := w.WriteBatch(withHeadroom(testFrame(1, 60)), device.Headroom); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("pass-through onto a failed device: %d, %v", n, err)
+	}
+}
+
 func TestWrapInvalid(t *testing.T) {
 	f := newFake(1)
+	w := wrap(t, f, Config{}, Config{}, 1)
+	if _, err := w.WriteBatch([][]byte{make([]byte, 10)}, 11); !errors.Is(err, device.ErrInvalid) {
+		t.Errorf("WriteBatch with offset past the buffer: %v", err)
+	}
+	if _, err := w.ReadBatch([][]byte{make([]byte, 10)}, []int{0}, -1); !errors.Is(err, device.ErrInvalid) {
+		t.Errorf("ReadBatch with a negative offset: %v", err)
+	}
+	if _, err := w.ReadBatch([][]byte{make([]byte, 10)}, nil, 0); !errors.Is(err, device.ErrInvalid) {
+		t.Errorf("ReadBatch without sizes: %v", err)
+	}
 	if _, err := WrapDevice(f, Config{Jitter: 1}, Config{}, 1); err == nil {
 		t.Error("invalid tx config accepted")
 	}
@@ -597,4 +676,36 @@ func BenchmarkWrapPassThrough(b *testing.B) {
 		})
 		w.Close()
 	}
+}
+
+// The held path: copies into pooled buffers, sent by the sender goroutine or
+// the next WriteBatch. After warm-up it allocates nothing either.
+func BenchmarkWrapHeld(b *testing.B) {
+	const batch, size = 32, 1500
+	cfg := Config{Delay: 10 * time.Microsecond, Reorder: 5 * Percent, ReorderDelay: 20 * time.Microsecond,
+		Duplicate: Percent, Corrupt: Percent}
+	w, err := WrapDevice(&benchDev{frame: testFrame(1, size)}, cfg, cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	bufs, sizes := readBufs(batch, size)
+	b.Run("write", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(batch * size)
+		for b.Loop() {
+			if _, err := w.WriteBatch(bufs, device.Headroom); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(batch * size)
+		for b.Loop() {
+			if _, err := w.ReadBatch(bufs, sizes, device.Headroom); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
