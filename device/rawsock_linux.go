@@ -1,0 +1,363 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// RawSocket is an AF_PACKET socket bound to one Ethernet interface: it
+// receives every frame that arrives on the interface, whatever its
+// destination MAC, and sends frames out of it as they are. Frames leaving
+// through the interface (ours, or the local kernel's) are not read back
+// (PACKET_IGNORE_OUTGOING).
+//
+// The interface is put in promiscuous mode (a PACKET_MR_PROMISC membership,
+// undone by the kernel when the socket closes) because the stack uses its own
+// MAC, LinkAddr, not the interface's (KernelAddr): the kernel keeps answering
+// for its own addresses on the same wire and the stack answers for its own.
+//
+// Reads and writes are batched with recvmmsg(2) and sendmmsg(2) through the
+// Go runtime poller, so a blocked ReadBatch costs no thread and Close
+// unblocks it.
+//
+// Offloads: frames that the local kernel sends through a veth or bridge may
+// carry a partial checksum (checksum offload), which a packet socket passes
+// on as is. Against a local kernel peer, turn it off on the peer's end
+// (ethtool -K DEV tx off), as internal/testnet does.
+type RawSocket struct {
+	name      string
+	ifindex   int
+	mtu       int
+	mac       net.HardwareAddr
+	kernelMAC net.HardwareAddr
+	batch     int
+
+	file   *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+
+	rxDropped     atomic.Uint64 // frames longer than their buffer
+	rxKernelDrops atomic.Uint64 // PACKET_STATISTICS drops, accumulated
+	txDropped     atomic.Uint64 // frames the kernel refused or lost
+
+	// Read state, owned by the one ReadBatch caller (see Tun).
+	readFn func(fd uintptr) bool
+	rbufs  [][]byte
+	rsizes []int
+	roff   int
+	rn     int
+	rerr   error
+	rmsgs  []unix.Mmsghdr
+	riovs  []unix.Iovec
+	rnames []unix.RawSockaddrLinklayer
+
+	// Write state, owned by the one WriteBatch caller.
+	writeFn func(fd uintptr) bool
+	wbufs   [][]byte
+	woff    int
+	wn      int
+	werr    error
+	wmsgs   []unix.Mmsghdr
+	wiovs   []unix.Iovec
+}
+
+// OpenRaw opens a raw packet socket on Ethernet interface name. It needs
+// CAP_NET_RAW. LinkAddr returns the stack's MAC, cfg.MAC or DefaultMAC(name);
+// KernelAddr returns the interface's own. MTU is the interface's MTU when
+// opened. cfg.NoCreate does not apply.
+//
+// Errors are *SetupError values that match ErrNotFound, ErrPermission,
+// ErrWrongMode or ErrInvalid.
+func OpenRaw(name string, cfg Config) (*RawSocket, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	// Protocol 0: the socket receives nothing until bind names the
+	// interface, so no frame from another interface slips in.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, rawError(name, "socket(AF_PACKET)", err, 0)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	d := &RawSocket{name: name, batch: cfg.batchSize()}
+	if d.ifindex, err = ifIndex(fd, name); err != nil {
+		return nil, rawError(name, "SIOCGIFINDEX", err, 0)
+	}
+	hatype, kmac, err := ifHWAddr(fd, name)
+	if err != nil {
+		return nil, rawError(name, "SIOCGIFHWADDR", err, 0)
+	}
+	if hatype != unix.ARPHRD_ETHER {
+		return nil, rawError(name, "SIOCGIFHWADDR", nil, hatype)
+	}
+	d.kernelMAC = kmac
+	if d.mac, err = cfg.stackMAC(name, kmac); err != nil {
+		return nil, err
+	}
+	if d.mtu, err = ifMTU(fd, name); err != nil {
+		return nil, rawError(name, "SIOCGIFMTU", err, 0)
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: d.ifindex}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, rawError(name, "bind", err, 0)
+	}
+	mreq := &unix.PacketMreq{Ifindex: int32(d.ifindex), Type: unix.PACKET_MR_PROMISC}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, mreq); err != nil {
+		return nil, rawError(name, "PACKET_ADD_MEMBERSHIP", err, 0)
+	}
+	// Linux 4.20+; older kernels loop our frames back, which readFrames
+	// also recognises by their packet type.
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+
+	d.file = os.NewFile(uintptr(fd), "packet:"+name)
+	ok = true
+	if d.rc, err = d.file.SyscallConn(); err != nil {
+		d.file.Close()
+		return nil, &SetupError{Name: name, Problem: "cannot poll the packet socket", Err: err}
+	}
+	d.rmsgs = make([]unix.Mmsghdr, d.batch)
+	d.riovs = make([]unix.Iovec, d.batch)
+	d.rnames = make([]unix.RawSockaddrLinklayer, d.batch)
+	d.wmsgs = make([]unix.Mmsghdr, d.batch)
+	d.wiovs = make([]unix.Iovec, d.batch)
+	for j := range d.batch {
+		h := &d.rmsgs[j].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&d.rnames[j]))
+		h.Iov = &d.riovs[j]
+		h.SetIovlen(1)
+		w := &d.wmsgs[j].Hdr
+		w.Iov = &d.wiovs[j]
+		w.SetIovlen(1)
+	}
+	d.readFn = d.readFrames
+	d.writeFn = d.writeFrames
+	return d, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Name is the interface's name.
+func (d *RawSocket) Name() string { return d.name }
+
+// MTU is the interface's MTU when it was opened.
+func (d *RawSocket) MTU() int { return d.mtu }
+
+// BatchSize is Config.BatchSize, or DefaultBatchSize.
+func (d *RawSocket) BatchSize() int { return d.batch }
+
+// LinkAddr is the stack's MAC, a different address from the interface's.
+func (d *RawSocket) LinkAddr() net.HardwareAddr { return d.mac }
+
+// KernelAddr is the interface's own MAC, the kernel's address on the link.
+func (d *RawSocket) KernelAddr() net.HardwareAddr { return d.kernelMAC }
+
+// Drops reports the frames dropped: received frames longer than their buffer
+// plus those the kernel dropped because the socket's queue was full; frames
+// the kernel refused or lost on sending (too long, link down, queue full).
+func (d *RawSocket) Drops() (rx, tx uint64) {
+	if !d.closed.Load() {
+		_ = d.rc.Control(func(fd uintptr) {
+			// Reading the statistics resets them, hence the sum.
+			if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+				d.rxKernelDrops.Add(uint64(st.Drops))
+			}
+		})
+	}
+	return d.rxDropped.Load() + d.rxKernelDrops.Load(), d.txDropped.Load()
+}
+
+// Close closes the socket, which ends the promiscuous membership; a pending
+// ReadBatch returns an error wrapping net.ErrClosed. Closing twice is
+// harmless.
+func (d *RawSocket) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	return d.file.Close()
+}
+
+// ReadBatch waits for a frame, then returns the frames ready, up to
+// min(len(bufs), BatchSize), read with recvmmsg(2).
+func (d *RawSocket) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if err := checkBatch(bufs, offset, true); err != nil {
+		return 0, err
+	}
+	max := min(len(bufs), len(sizes), d.batch)
+	if max == 0 {
+		return 0, nil
+	}
+	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs[:max], sizes, offset, 0, nil
+	err := d.rc.Read(d.readFn)
+	n, rerr := d.rn, d.rerr
+	d.rbufs, d.rsizes = nil, nil
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return n, d.ioError("read", err)
+	}
+	return n, nil
+}
+
+func (d *RawSocket) readFrames(fd uintptr) bool {
+	for d.rn < len(d.rbufs) {
+		base := d.rn
+		want := len(d.rbufs) - base
+		for j := range want {
+			b := d.rbufs[base+j][d.roff:]
+			d.riovs[j].Base = &b[0]
+			d.riovs[j].SetLen(len(b))
+			d.rmsgs[j].Hdr.Namelen = unix.SizeofSockaddrLinklayer
+			d.rmsgs[j].Hdr.Flags = 0
+		}
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&d.rmsgs[0])), uintptr(want), 0, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return d.rn > 0
+		case unix.EINTR:
+			continue
+		default:
+			d.rerr = errno
+			return true
+		}
+		for j := range int(r) {
+			m := &d.rmsgs[j]
+			if d.rnames[j].Pkttype == unix.PACKET_OUTGOING {
+				continue // our own, on a kernel without PACKET_IGNORE_OUTGOING
+			}
+			size := int(m.Len)
+			if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				d.rxDropped.Add(1)
+				continue
+			}
+			if base+j != d.rn {
+				// An earlier frame of this call was skipped: move this one
+				// down so frames stay contiguous. Rare (drops only).
+				dst := d.rbufs[d.rn][d.roff:]
+				if len(dst) < size {
+					d.rxDropped.Add(1)
+					continue
+				}
+				copy(dst, d.rbufs[base+j][d.roff:d.roff+size])
+			}
+			d.rsizes[d.rn] = size
+			d.rn++
+		}
+		if d.rn > 0 {
+			return true
+		}
+	}
+	return true
+}
+
+// WriteBatch sends the frames with sendmmsg(2), BatchSize per call. A frame
+// the kernel refuses or cannot queue (EMSGSIZE, EINVAL, ENETDOWN, ENOBUFS) is
+// dropped and counted and the batch goes on; n counts frames taken, sent or
+// dropped. On another error, bufs[n:] were not taken.
+func (d *RawSocket) WriteBatch(bufs [][]byte, offset int) (int, error) {
+	if err := checkBatch(bufs, offset, false); err != nil {
+		return 0, err
+	}
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	d.wbufs, d.woff, d.wn, d.werr = bufs, offset, 0, nil
+	err := d.rc.Write(d.writeFn)
+	n, werr := d.wn, d.werr
+	d.wbufs = nil
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return n, d.ioError("write", err)
+	}
+	return n, nil
+}
+
+func (d *RawSocket) writeFrames(fd uintptr) bool {
+	for d.wn < len(d.wbufs) {
+		k := 0
+		for k < d.batch && d.wn+k < len(d.wbufs) {
+			b := d.wbufs[d.wn+k][d.woff:]
+			if len(b) == 0 {
+				break
+			}
+			d.wiovs[k].Base = &b[0]
+			d.wiovs[k].SetLen(len(b))
+			k++
+		}
+		if k == 0 { // an empty frame
+			d.txDropped.Add(1)
+			d.wn++
+			continue
+		}
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&d.wmsgs[0])), uintptr(k), 0, 0, 0)
+		switch errno {
+		case 0:
+			d.wn += int(r)
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+		case unix.EMSGSIZE, unix.EINVAL, unix.ENETDOWN, unix.ENOBUFS:
+			// sendmmsg reports an error only for the first frame: drop it.
+			d.txDropped.Add(1)
+			d.wn++
+		default:
+			d.werr = errno
+			return true
+		}
+	}
+	return true
+}
+
+func (d *RawSocket) ioError(op string, err error) error {
+	if d.closed.Load() {
+		return fmt.Errorf("device %s: %s: %w", d.name, op, net.ErrClosed)
+	}
+	return fmt.Errorf("device %s: %s: %w", d.name, op, err)
+}
+
+// rawError explains a failed step of OpenRaw; hatype is the interface's ARP
+// hardware type when the failure is that it is not Ethernet (err nil).
+func rawError(name, op string, err error, hatype uint16) error {
+	e := &SetupError{Name: name, Op: op, Err: err}
+	switch {
+	case err == nil && hatype == unix.ARPHRD_NONE:
+		e.Kind = ErrWrongMode
+		e.Problem = name + " is an L3 interface (a TUN?), not Ethernet"
+		e.Fix = "open it with OpenTUN, or choose an Ethernet interface (ip link)"
+	case err == nil:
+		e.Kind = ErrWrongMode
+		e.Problem = name + " is not an Ethernet interface (ARP hardware type " + strconv.Itoa(int(hatype)) + ")"
+		e.Fix = "choose an Ethernet interface (ip link)"
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		e.Kind = ErrPermission
+		e.Problem = "raw sockets need CAP_NET_RAW"
+		e.Fix = "run as root, or grant it to the program: setcap cap_net_raw+ep PROGRAM"
+	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
+		e.Kind = ErrNotFound
+		e.Problem = "no interface " + name
+		e.Fix = "list the interfaces with: ip link"
+	case errors.Is(err, unix.EAFNOSUPPORT):
+		e.Kind = ErrNotFound
+		e.Problem = "this kernel has no AF_PACKET sockets"
+		e.Fix = "load the driver as root: modprobe af_packet"
+	default:
+		e.Problem = "cannot open a raw socket"
+	}
+	return e
+}
