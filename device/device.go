@@ -36,18 +36,24 @@ const Headroom = 16
 // then returns an error wrapping net.ErrClosed.
 type Device interface {
 	// ReadBatch blocks until at least one frame is available, then reads up
-	// to len(bufs) frames: frame i lands at bufs[i][offset:] and is sizes[i]
-	// bytes long. A frame longer than its buffer is dropped and counted, not
-	// truncated.
+	// to min(len(bufs), len(sizes), BatchSize()) frames: frame i lands at
+	// bufs[i][offset:] and is sizes[i] bytes long. A frame longer than its
+	// buffer is dropped and counted, not truncated.
 	ReadBatch(bufs [][]byte, sizes []int, offset int) (n int, err error)
 	// WriteBatch writes the frames bufs[i][offset:]; the bytes in front of
-	// offset may be overwritten. It returns how many were written.
+	// offset may be overwritten. It returns how many frames it took: sent,
+	// or dropped and counted (too long, link down, no room). On an error,
+	// bufs[n:] were not taken. It does not keep bufs after returning.
 	WriteBatch(bufs [][]byte, offset int) (n int, err error)
-	// BatchSize is the most frames one ReadBatch or WriteBatch handles.
+	// BatchSize is the most frames one ReadBatch returns, and the most one
+	// system call moves; WriteBatch takes any number, BatchSize at a time.
 	BatchSize() int
 	// MTU is the largest payload of one frame (the IP packet), in bytes.
 	MTU() int
-	// LinkAddr is the device's MAC address, or nil for an L3 device.
+	// LinkAddr is the stack's MAC address on this link, or nil for an L3
+	// device.
 	LinkAddr() net.HardwareAddr
+	// Close releases the device; a pending ReadBatch returns. Closing twice
+	// is harmless.
 	Close() error
 }

@@ -618,3 +618,103 @@ func benchWrite(b *testing.B, dev Device) {
 		}
 	}
 }
+
+// rawPair opens raw sockets on both ends of a veth inside a quiet namespace.
+func rawPair(t testing.TB, nsName, a, b string, cfg Config) (*RawSocket, *RawSocket) {
+	ns := quietNS(t, nsName)
+	la, lb := ns.AddVeth(t, a, netip.Prefix{}, b, ns)
+	da := testnet.In(t, ns, func() (*RawSocket, error) { return OpenRaw(a, cfg) })
+	t.Cleanup(func() { da.Close() })
+	db := testnet.In(t, ns, func() (*RawSocket, error) { return OpenRaw(b, cfg) })
+	t.Cleanup(func() { db.Close() })
+	la.WaitUp(t)
+	lb.WaitUp(t)
+	return da, db
+}
+
+// testFrame is a frame of an experimental EtherType that no kernel
+// protocol takes, size bytes long.
+func testFrame(t testing.TB, src, dst net.HardwareAddr, size int) []byte {
+	return serialize(t, &layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: layers.EthernetType(0x88b5)},
+		gopacket.Payload(make([]byte, size-EthernetHeaderLen)))
+}
+
+// The steady-state I/O paths allocate nothing.
+func TestKernelDevicesNoAllocs(t *testing.T) {
+	testnet.RequireRoot(t)
+	t.Run("RawSocket", func(t *testing.T) {
+		a, b := rawPair(t, "tsdev11", "tsdevv11a", "tsdevv11b", Config{})
+		out := [][]byte{frameBuf(testFrame(t, a.LinkAddr(), b.LinkAddr(), 1000))}
+		bufs, sizes := newBufs(4, MaxFrameSize(b))
+		allocs := testing.AllocsPerRun(50, func() {
+			if n, err := a.WriteBatch(out, Headroom); n != 1 || err != nil {
+				t.Fatalf("WriteBatch = %d, %v", n, err)
+			}
+			if n, err := b.ReadBatch(bufs, sizes, Headroom); n != 1 || err != nil || sizes[0] != 1000 {
+				t.Fatalf("ReadBatch = %d, %v", n, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%v allocations per write+read", allocs)
+		}
+	})
+	t.Run("Tun", func(t *testing.T) {
+		testnet.RequireTool(t, "bash")
+		ns := quietNS(t, "tsdev12")
+		link := ns.AddTAP(t, "tsdevtap12", netip.MustParsePrefix("10.98.6.1/24"))
+		dev := testnet.In(t, ns, func() (*Tun, error) { return OpenTAP("tsdevtap12", Config{}) })
+		defer dev.Close()
+		link.WaitUp(t)
+		testnet.Exec(t, ns, "ip", "neigh", "add", "10.98.6.9", "lladdr", "02:98:00:00:00:09", "dev", "tsdevtap12", "nud", "permanent")
+		// 60 frames queued, for the 51 reads below.
+		testnet.Exec(t, ns, "bash", "-c", `for i in $(seq 60); do echo $i > /dev/udp/10.98.6.9/9; done`)
+		out := [][]byte{frameBuf(testFrame(t, dev.LinkAddr(), layers.EthernetBroadcast, 1000))}
+		bufs, sizes := newBufs(1, MaxFrameSize(dev))
+		allocs := testing.AllocsPerRun(50, func() {
+			if n, err := dev.WriteBatch(out, Headroom); n != 1 || err != nil {
+				t.Fatalf("WriteBatch = %d, %v", n, err)
+			}
+			if n, err := dev.ReadBatch(bufs, sizes, Headroom); n != 1 || err != nil {
+				t.Fatalf("ReadBatch = %d, %v", n, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%v allocations per write+read", allocs)
+		}
+	})
+}
+
+// Frames through a veth between two raw sockets: sendmmsg on one end,
+// recvmmsg on the other, BatchSize frames of 1514 bytes per round.
+func BenchmarkRawVeth(b *testing.B) {
+	testnet.RequireRoot(b)
+	x, y := rawPair(b, "tsdevb3", "tsdevvb3a", "tsdevvb3b", Config{})
+	frame := testFrame(b, x.LinkAddr(), y.LinkAddr(), 1514)
+	out := make([][]byte, x.BatchSize())
+	for i := range out {
+		out[i] = frameBuf(frame)
+	}
+	bufs, sizes := newBufs(y.BatchSize(), MaxFrameSize(y))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame) * len(out)))
+	for b.Loop() {
+		if _, err := x.WriteBatch(out, Headroom); err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < len(out); {
+			_, txDrops := x.Drops()
+			rxDrops, _ := y.Drops()
+			if uint64(got)+rxDrops+txDrops >= uint64(len(out)) {
+				break // frames lost on the way are counted, not awaited
+			}
+			n, err := y.ReadBatch(bufs, sizes, Headroom)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += n
+		}
+	}
+	rx, _ := y.Drops()
+	_, tx := x.Drops()
+	b.ReportMetric(float64(rx+tx)/float64(b.N*len(out)), "drops/frame")
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -44,9 +45,15 @@ type RawSocket struct {
 	rc     syscall.RawConn
 	closed atomic.Bool
 
-	rxDropped     atomic.Uint64 // frames longer than their buffer
-	rxKernelDrops atomic.Uint64 // PACKET_STATISTICS drops, accumulated
-	txDropped     atomic.Uint64 // frames the kernel refused or lost
+	rxDropped atomic.Uint64 // frames longer than their buffer
+	txDropped atomic.Uint64 // frames the kernel refused or lost
+
+	// statsMu guards the kernel's drop count, which reading resets: Drops
+	// adds each reading to kernelDrops.
+	statsMu     sync.Mutex
+	statsFn     func(fd uintptr)
+	stats       unix.TpacketStats
+	kernelDrops uint64
 
 	// Read state, owned by the one ReadBatch caller (see Tun).
 	readFn func(fd uintptr) bool
@@ -144,6 +151,7 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 	}
 	d.readFn = d.readFrames
 	d.writeFn = d.writeFrames
+	d.statsFn = d.readStats
 	return d, nil
 }
 
@@ -167,16 +175,26 @@ func (d *RawSocket) KernelAddr() net.HardwareAddr { return d.kernelMAC }
 // Drops reports the frames dropped: received frames longer than their buffer
 // plus those the kernel dropped because the socket's queue was full; frames
 // the kernel refused or lost on sending (too long, link down, queue full).
+// It allocates nothing, so a statistics loop may call it often.
 func (d *RawSocket) Drops() (rx, tx uint64) {
+	d.statsMu.Lock()
 	if !d.closed.Load() {
-		_ = d.rc.Control(func(fd uintptr) {
-			// Reading the statistics resets them, hence the sum.
-			if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-				d.rxKernelDrops.Add(uint64(st.Drops))
-			}
-		})
+		_ = d.rc.Control(d.statsFn)
 	}
-	return d.rxDropped.Load() + d.rxKernelDrops.Load(), d.txDropped.Load()
+	kernel := d.kernelDrops
+	d.statsMu.Unlock()
+	return d.rxDropped.Load() + kernel, d.txDropped.Load()
+}
+
+// readStats adds the kernel's drop count since the last reading; called
+// with statsMu held.
+func (d *RawSocket) readStats(fd uintptr) {
+	size := uint32(unsafe.Sizeof(d.stats))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_PACKET, unix.PACKET_STATISTICS,
+		uintptr(unsafe.Pointer(&d.stats)), uintptr(unsafe.Pointer(&size)), 0)
+	if errno == 0 {
+		d.kernelDrops += uint64(d.stats.Drops)
+	}
 }
 
 // Close closes the socket, which ends the promiscuous membership; a pending
