@@ -1,0 +1,42 @@
+package netstack
+
+import "sync"
+
+// Buffers for outbound frames come in two sizes: one that holds a frame of a
+// standard 1500-byte MTU with headroom, and one that holds a 64 KiB packet
+// (large MTUs, fragment reassembly). Pooling keeps the steady-state send path
+// free of allocation.
+const (
+	smallBufSize = 2048
+	largeBufSize = 65536 + 256
+)
+
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
+)
+
+// getBuf returns a pooled buffer of at least n bytes, or a fresh one when n
+// is larger than any pool's size.
+func getBuf(n int) *[]byte {
+	switch {
+	case n <= smallBufSize:
+		return smallBufs.Get().(*[]byte)
+	case n <= largeBufSize:
+		return largeBufs.Get().(*[]byte)
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putBuf returns b to its pool.
+func putBuf(b *[]byte) {
+	switch cap(*b) {
+	case smallBufSize:
+		*b = (*b)[:smallBufSize]
+		smallBufs.Put(b)
+	case largeBufSize:
+		*b = (*b)[:largeBufSize]
+		largeBufs.Put(b)
+	}
+}

@@ -1,0 +1,284 @@
+package netstack
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tapstack/tapstack/device"
+	"github.com/tapstack/tapstack/ip"
+	"github.com/tapstack/tapstack/mono"
+)
+
+// Rand is the stack's source of randomness: ISNs, ephemeral ports, IP
+// identifications, ARP jitter. *math/rand/v2.ChaCha8 and *rand.PCG satisfy it.
+type Rand interface{ Uint64() uint64 }
+
+// Config configures a Stack. The zero value is a real-time stack.
+type Config struct {
+	// Clock is the driver's clock. Nil means the real clock, with timers run
+	// by a goroutine the Stack owns. A simulator sets it and calls Advance
+	// itself; no goroutine is started then.
+	Clock func() mono.Time
+	// Rand is the random source; nil means one seeded from crypto/rand.
+	Rand Rand
+}
+
+// Stack is one host's TCP/IP stack: its interfaces, routes, neighbour
+// caches, sockets and timers.
+//
+// Locking: mu is the loop lock. It guards every field below it and all
+// protocol state reached from them; whoever holds it is the event loop.
+// Device readers, the timer goroutine and application calls all take it
+// for the duration of one step, so protocol code never sees concurrency.
+// Methods ending in Locked need it held.
+type Stack struct {
+	clock func() mono.Time
+	epoch time.Time // the real clock's zero; unused on a simulated clock
+
+	mu     sync.Mutex
+	rand   Rand
+	nics   []*NIC
+	routes []Route
+	timers timerHeap
+	stats  Stats
+	dirty  []*NIC // NICs with queued output, flushed when a step ends
+	closed bool
+
+	reasm       *reassembler
+	ipIDs       []uint16 // IPv4 identification counters, by flow hash
+	ipIDKey     uint64
+	icmpBucket  tokenBucket
+	udp         map[uint16]*UDPConn
+	pings       map[uint16]*PingConn
+	pingPattern []byte
+
+	// The TCP layer's entry points, set when it is enabled.
+	tcpInput     func(now mono.Time, nic *NIC, h ip.IPv4)
+	tcpSoftError func(orig ip.IPv4, errno syscall.Errno)
+
+	drv *driver // nil on a simulated clock
+}
+
+// New returns a Stack with no interfaces.
+func New(cfg Config) *Stack {
+	s := &Stack{clock: cfg.Clock, rand: cfg.Rand}
+	if s.rand == nil {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:])
+		s.rand = mrand.NewChaCha8(seed)
+	}
+	if s.clock == nil {
+		s.epoch = time.Now()
+		s.clock = func() mono.Time { return mono.Time(time.Since(s.epoch)) }
+		s.drv = startDriver(s)
+	}
+	return s
+}
+
+// Now reads the stack's clock.
+func (s *Stack) Now() mono.Time { return s.clock() }
+
+// ErrClosed is returned by operations on a closed Stack.
+var ErrClosed = fmt.Errorf("netstack: stack closed: %w", net.ErrClosed)
+
+// Link is where a NIC's outbound frames go: the real-time driver writes
+// them to a device.Device, the simulator puts them on its wire. Frames are
+// frames[i][offset:]; the buffers belong to the stack and are reused as soon
+// as Transmit returns, so a Link that keeps a frame copies it.
+type Link interface {
+	Transmit(frames [][]byte, offset int)
+}
+
+// NICConfig describes an interface.
+type NICConfig struct {
+	Name string
+	// LinkAddr is the interface's MAC address; nil makes an L3 interface
+	// (TUN) that carries bare IP packets.
+	LinkAddr net.HardwareAddr
+	// MTU is the largest IP packet the link carries; 0 means 1500.
+	MTU int
+	// Addrs are the interface's addresses with their prefix lengths; each
+	// prefix is a connected network.
+	Addrs []netip.Prefix
+}
+
+// NIC is one interface of a Stack.
+type NIC struct {
+	s     *Stack
+	id    int
+	name  string
+	mac   ip.MAC
+	l2    bool
+	mtu   int
+	addrs []netip.Prefix
+	link  Link
+
+	// Guarded by s.mu.
+	neigh   *neighborCache // made on first use
+	txq     []*[]byte      // pooled buffers with a frame at [frameOffset:len]
+	txViews [][]byte       // reused slice header array for Transmit
+	queued  bool           // on s.dirty
+}
+
+// frameOffset is where outbound frames start in their buffers: room for a
+// device's own header in front of the frame.
+const frameOffset = device.Headroom
+
+// AddNIC adds an interface whose output goes to link. The real-time driver
+// uses AttachDevice instead, which calls this.
+func (s *Stack) AddNIC(cfg NICConfig, link Link) (*NIC, error) {
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	if cfg.MTU < 68 || cfg.MTU > 65535 {
+		return nil, fmt.Errorf("netstack: NIC %q: MTU %d outside 68..65535", cfg.Name, cfg.MTU)
+	}
+	n := &NIC{s: s, name: cfg.Name, mtu: cfg.MTU, link: link}
+	if cfg.LinkAddr != nil {
+		if len(cfg.LinkAddr) != 6 {
+			return nil, fmt.Errorf("netstack: NIC %q: link address %v is not a 6-byte MAC", cfg.Name, cfg.LinkAddr)
+		}
+		copy(n.mac[:], cfg.LinkAddr)
+		n.l2 = true
+	}
+	for _, p := range cfg.Addrs {
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("netstack: NIC %q: address %v: only IPv4 is supported", cfg.Name, p)
+		}
+		n.addrs = append(n.addrs, p)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	n.id = len(s.nics)
+	s.nics = append(s.nics, n)
+	for _, p := range cfg.Addrs {
+		s.routes = append(s.routes, Route{Dst: p.Masked(), NIC: n})
+		n.announceLocked(p.Addr())
+	}
+	s.endStepLocked()
+	return n, nil
+}
+
+// Name returns the interface's name.
+func (n *NIC) Name() string { return n.name }
+
+// MTU returns the interface's MTU.
+func (n *NIC) MTU() int { return n.mtu }
+
+// hasAddr reports whether a is one of n's addresses.
+func (n *NIC) hasAddr(a netip.Addr) bool {
+	for _, p := range n.addrs {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// primaryAddr returns n's first address, the source for locally
+// originated packets on it.
+func (n *NIC) primaryAddr() (netip.Addr, bool) {
+	if len(n.addrs) == 0 {
+		return netip.Addr{}, false
+	}
+	return n.addrs[0].Addr(), true
+}
+
+// queueLocked queues a built frame for transmission when the current step
+// ends. The buffer returns to the pool after Transmit.
+func (n *NIC) queueLocked(b *[]byte) {
+	n.txq = append(n.txq, b)
+	if !n.queued {
+		n.queued = true
+		n.s.dirty = append(n.s.dirty, n)
+	}
+}
+
+// flushLocked hands every queued frame to the links.
+func (s *Stack) flushLocked() {
+	for _, n := range s.dirty {
+		n.queued = false
+		views := n.txViews[:0]
+		for _, b := range n.txq {
+			views = append(views, *b)
+		}
+		n.link.Transmit(views, frameOffset)
+		s.stats.Link.FramesSent += uint64(len(views))
+		for i, b := range n.txq {
+			putBuf(b)
+			n.txq[i] = nil
+			views[i] = nil
+		}
+		n.txq = n.txq[:0]
+		n.txViews = views[:0]
+	}
+	s.dirty = s.dirty[:0]
+}
+
+// endStepLocked finishes one step of the event loop: output goes out and the
+// timer goroutine learns of an earlier deadline.
+func (s *Stack) endStepLocked() {
+	s.flushLocked()
+	if s.drv != nil {
+		s.drv.rearmLocked(s.timers.next())
+	}
+}
+
+// Receive processes inbound frames that arrived on nic at now.
+func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, f := range frames {
+		s.handleFrameLocked(now, nic, f)
+	}
+	s.endStepLocked()
+}
+
+// Advance fires every timer due at or before now.
+func (s *Stack) Advance(now mono.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.timers.fire(now)
+	s.endStepLocked()
+}
+
+// NextDeadline returns the earliest armed timer, or mono.Never.
+func (s *Stack) NextDeadline() mono.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.timers.next()
+}
+
+// Close stops the stack: every goroutine it started returns before Close
+// does, and later calls fail with ErrClosed. Devices attached with
+// AttachDevice are closed too.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var errs []error
+	if s.drv != nil {
+		errs = append(errs, s.drv.stop())
+	}
+	return errors.Join(errs...)
+}

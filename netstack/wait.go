@@ -1,0 +1,97 @@
+package netstack
+
+import (
+	"sync"
+	"time"
+)
+
+// waitList lets goroutines block until protocol state they wait for changes.
+// Guarded by the loop lock. A channel is made only when someone blocks, so
+// a wake-up with no waiter costs nothing.
+type waitList struct {
+	ch chan struct{}
+}
+
+// chanLocked returns a channel that closes at the next wake-up.
+func (w *waitList) chanLocked() <-chan struct{} {
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+// wakeLocked wakes every waiter.
+func (w *waitList) wakeLocked() {
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
+
+// deadlineTimer implements one direction of net.Conn's deadlines: a channel
+// that is closed once the deadline passes and replaced when it is moved.
+// Deadlines are wall-clock by the net.Conn contract, so this lives in the
+// adapter layer, never in the protocol core.
+type deadlineTimer struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	cancel chan struct{} // closed when the deadline has passed
+}
+
+func newDeadlineTimer() *deadlineTimer {
+	return &deadlineTimer{cancel: make(chan struct{})}
+}
+
+// set moves the deadline; the zero time means none.
+func (d *deadlineTimer) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the timer fired: wait for its close before replacing
+	}
+	d.timer = nil
+	closed := isClosedChan(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		cancel := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(cancel) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+// wait returns a channel that is closed when the deadline passes.
+func (d *deadlineTimer) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+// stop releases the timer.
+func (d *deadlineTimer) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
+
+func isClosedChan(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
