@@ -13,9 +13,10 @@
 // received header or segment whose checksum is right sums to 0xffff.
 //
 // Every function takes slices at any address and of any length, never
-// allocates, and has no state: safe for concurrent use. Sum runs an AVX2
-// kernel on amd64 CPUs that have it (build tag purego turns it off) and
-// 64-bit add-with-carry in portable Go elsewhere; both give identical results.
+// allocates, and has no state: safe for concurrent use. Sum adds 64-bit words
+// with add-with-carry in portable Go; on amd64 CPUs with AVX2, inputs of 128
+// bytes and more go to a vector kernel instead (build tag purego turns it
+// off). Both give identical results.
 package checksum
 
 import (

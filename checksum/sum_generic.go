@@ -8,8 +8,8 @@ import (
 // sumGeneric is Sum in portable Go, without the vector kernel.
 func sumGeneric(b []byte, initial uint16) uint16 { return sumGo(b, initial, false) }
 
-// sumGo computes Sum. With bulk set (and only where useBulk allows it), long
-// inputs first go through the architecture's sumBulk kernel.
+// sumGo computes Sum. With bulk set (only where useBulk allows it), long
+// inputs go to the architecture's sumBulk kernel instead.
 //
 // It adds the buffer as little-endian 64-bit words with end-around carry and
 // swaps the folded result to network order at the end: the ones'-complement
@@ -17,20 +17,19 @@ func sumGeneric(b []byte, initial uint16) uint16 { return sumGo(b, initial, fals
 // folded sum is the same as having summed big-endian words. Every load goes
 // through encoding/binary, so any alignment is fine.
 func sumGo(b []byte, initial uint16, bulk bool) uint16 {
-	acc := uint64(bits.ReverseBytes16(initial))
 	if bulk && len(b) >= bulkMin {
-		a, n := sumBulk(b)
-		acc += a // both below 2^62
-		b = b[n:]
+		// sumBulk's result is below 2^32: adding initial cannot overflow.
+		return bits.ReverseBytes16(Fold(sumBulk(b) + uint64(bits.ReverseBytes16(initial))))
 	}
-	// One add-with-carry chain per 64 bytes: bits.Add64 with the carry passed
-	// straight on compiles to ADC. Each block starts a fresh chain and parks its
-	// carry out in carries, so the loop-carried dependency is the eight adds
-	// alone, not a carry moved through a register as well.
+	acc := uint64(bits.ReverseBytes16(initial))
+	// Add-with-carry chains: bits.Add64 with the carry passed straight on
+	// compiles to ADC. Each chain starts afresh and parks its carry out in
+	// carries, so chains depend on each other through acc alone, not through
+	// a carry moved in and out of the flags.
 	var carries, c uint64
 	i := 0
 	for ; len(b)-i >= 64; i += 64 {
-		w := b[i : i+64 : i+64] // full slice expression: no end-of-array masking
+		w := (*[64]byte)(b[i:])
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[0:]), 0)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[8:]), c)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[16:]), c)
@@ -41,20 +40,36 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[56:]), c)
 		carries += c
 	}
-	// Up to seven whole words are left. Adding their 32-bit halves into a
-	// plain 64-bit sum needs no carry chain (2^32 ≡ 1 modulo 0xffff).
-	var halves uint64
-	for ; len(b)-i >= 8; i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		halves += x&0xffffffff + x>>32
+	// Under 64 bytes left: whole words in chains of four, two and one.
+	if len(b)-i >= 32 {
+		w := (*[32]byte)(b[i:])
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[0:]), 0)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[8:]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[16:]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[24:]), c)
+		carries += c
+		i += 32
+	}
+	if len(b)-i >= 16 {
+		w := (*[16]byte)(b[i:])
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[0:]), 0)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[8:]), c)
+		carries += c
+		i += 16
+	}
+	if len(b)-i >= 8 {
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[i:]), 0)
+		carries += c
+		i += 8
 	}
 	// The last 0..7 bytes make one zero-padded word t. Their first byte is at
 	// an even offset, so it is t's low byte.
 	var t uint64
 	if n := len(b); n >= 8 {
-		// Reload the 8 bytes ending the buffer and shift out those already
-		// summed (all of them, a shift by 64, when nothing is left).
-		t = binary.LittleEndian.Uint64(b[n-8:]) >> (64 - 8*uint(n-i))
+		// Reload the 8 bytes ending the buffer and shift out the 8-(n-i)
+		// already summed: all of them when n == i. (Two shifts, so that
+		// neither reaches 64.)
+		t = binary.LittleEndian.Uint64(b[n-8:]) >> 8 >> ((56 - 8*uint(n-i)) & 63)
 	} else {
 		// Fewer than 8 bytes in all: i is 0.
 		if n >= 4 {
@@ -67,9 +82,9 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 			t |= uint64(b[n-1]) << (8 * (n - 1))
 		}
 	}
-	// t < 2^56, carries < 2^58 (one per 64 bytes) and halves < 2^36: their sum
-	// does not overflow, and after a carry out acc is small enough that adding
-	// c cannot carry again.
-	acc, c = bits.Add64(acc, t+carries+halves, 0)
+	// t < 2^56 and carries < 2^58 (at most one per 8 bytes): their sum does
+	// not overflow, and after a carry out acc is small enough that adding c
+	// cannot carry again.
+	acc, c = bits.Add64(acc, t+carries, 0)
 	return bits.ReverseBytes16(Fold(acc + c))
 }
