@@ -29,7 +29,7 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 	var carries, c uint64
 	i := 0
 	for ; len(b)-i >= 64; i += 64 {
-		w := (*[64]byte)(b[i:])
+		w := (*[64]byte)(b[i : i+64 : i+64]) // full slice expressions: no pointer masking
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[0:]), 0)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[8:]), c)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[16:]), c)
@@ -42,7 +42,7 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 	}
 	// Under 64 bytes left: whole words in chains of four, two and one.
 	if len(b)-i >= 32 {
-		w := (*[32]byte)(b[i:])
+		w := (*[32]byte)(b[i : i+32 : i+32])
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[0:]), 0)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[8:]), c)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[16:]), c)
@@ -51,14 +51,14 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 		i += 32
 	}
 	if len(b)-i >= 16 {
-		w := (*[16]byte)(b[i:])
+		w := (*[16]byte)(b[i : i+16 : i+16])
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[0:]), 0)
 		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(w[8:]), c)
 		carries += c
 		i += 16
 	}
 	if len(b)-i >= 8 {
-		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[i:]), 0)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[i:i+8:i+8]), 0)
 		carries += c
 		i += 8
 	}
