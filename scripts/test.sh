@@ -25,3 +25,9 @@ echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
+if [ "$(id -u)" = 0 ]; then
+  echo "== demo (the README's main command, non-interactive)"
+  ./scripts/demo.sh --check
+elif [ "${TAPSTACK_REQUIRE_ROOT:-}" = 1 ]; then
+  echo "the demo check needs root (TAPSTACK_REQUIRE_ROOT=1)"; exit 1
+fi
