@@ -1,6 +1,25 @@
-// Package tcp owns TCP (RFC 9293): the segment format and its options today,
-// and, to come, the connection state machine, the TCB, send and receive
-// buffers, retransmission and congestion control.
+// Package tcp owns TCP (RFC 9293): the segment format and its options, and
+// the connection: its state machine, TCB, send and receive buffers,
+// retransmission and congestion control.
+//
+// # Connections
+//
+// Conn is one TCB. Its state machine is a table, [State][Event] of handler
+// functions (state.go), following RFC 9293 §3.10: user calls (Connect,
+// Listen, Write, Read, Close, Abort), arriving segments classified once
+// into an Event by Classify, and timeouts (OnTimer). Every cell is set,
+// the "ignore" and "reset" ones included; testdata/tcp_state_table.md
+// renders the table. Cells for segments in the synchronized states are
+// short pipelines of the RFC's steps (checkSeq, checkRST, checkSYN,
+// checkACK, processText, processFIN).
+//
+// A Conn does no I/O and keeps no clock: every entry point takes the
+// instant, segments leave synchronously through the Output given in the
+// Config with their payload referencing the send buffer, Deadline says when
+// OnTimer must next run, and TakeEvents tells the owner what changed
+// (readable, writable, established, closed). Buffers grow on demand from a
+// pool and are released when empty, so an idle connection holds none.
+// Where RFCs leave a choice, Linux is the reference, and the code says so.
 //
 // The package is sans-I/O: it reads no clock, starts no goroutine, draws no
 // randomness of its own and touches no device. Time and randomness are

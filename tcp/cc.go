@@ -1,0 +1,53 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/tapstack/tapstack/mono"
+)
+
+// CongestionControl is a congestion-control algorithm. The connection owns
+// the window and the loss-recovery machinery (fast retransmit, NewReno's
+// recovery, SACK); the algorithm decides how the window grows on ACKs and
+// where the slow-start threshold lands after a loss. Implementations are
+// deterministic: integers only.
+type CongestionControl interface {
+	// OnAck returns the new window after acked bytes were newly
+	// acknowledged outside loss recovery.
+	OnAck(now mono.Time, cwnd, ssthresh, acked int, srtt time.Duration) (newCwnd int)
+	// OnLoss returns the slow-start threshold after a loss is detected,
+	// by duplicate ACKs or a timeout, with flight bytes in flight.
+	OnLoss(now mono.Time, cwnd, flight int) (ssthresh int)
+	// Name names the algorithm, as Linux's tcp_congestion_control.
+	Name() string
+}
+
+// NewReno is RFC 5681's slow start and congestion avoidance with
+// appropriate byte counting (RFC 3465, L = 2*SMSS); with the connection's
+// RFC 6582 recovery it is NewReno.
+type NewReno struct {
+	mss int
+	acc int // bytes acknowledged toward the next increase in avoidance
+}
+
+// NewNewReno returns NewReno for a connection sending mss-byte segments.
+func NewNewReno(mss int) CongestionControl { return &NewReno{mss: mss} }
+
+func (r *NewReno) Name() string { return "reno" }
+
+func (r *NewReno) OnAck(_ mono.Time, cwnd, ssthresh, acked int, _ time.Duration) int {
+	if cwnd < ssthresh {
+		return cwnd + min(acked, 2*r.mss)
+	}
+	r.acc += acked
+	if r.acc >= cwnd {
+		r.acc -= cwnd
+		cwnd += r.mss
+	}
+	return cwnd
+}
+
+func (r *NewReno) OnLoss(_ mono.Time, _, flight int) int {
+	r.acc = 0
+	return max(flight/2, 2*r.mss)
+}

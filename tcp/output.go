@@ -1,0 +1,501 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/tapstack/tapstack/mono"
+	"github.com/tapstack/tapstack/tcp/seq"
+)
+
+// initSend chooses the ISS (RFC 6528, unless fixed by SetISS) and the
+// timestamp offset, and starts the send sequence space.
+func (c *Conn) initSend(now mono.Time) {
+	if !c.issSet {
+		c.ISS = ISN(&c.cfg.ISNKey, c.ep.Local, c.ep.Remote, now)
+	}
+	c.SndUna, c.SndNxt, c.sndCur = c.ISS, c.ISS, c.ISS
+	c.sndBufSeq = c.ISS.Add(1)
+	c.rttTiming, c.rttSeq, c.rttStart = true, c.ISS.Add(1), now
+}
+
+// rcvScaleWanted is the window shift for our receive buffer: the smallest
+// that lets the largest buffer be advertised (as Linux chooses it).
+func (c *Conn) rcvScaleWanted() uint8 {
+	var s uint8
+	for s < MaxWindowScale && c.cfg.ReceiveBufferMax>>s > 0xffff {
+		s++
+	}
+	return s
+}
+
+// negotiate records what the peer's SYN offers (RFC 9293 §3.7.1, RFC 7323,
+// RFC 2018). We offer everything the Config allows on our SYN, so the
+// options in effect are those the peer's SYN carries.
+func (c *Conn) negotiate(o *Options, _ bool) {
+	peerMSS := defaultMSS
+	if o.HasMSS && o.MSS > 0 {
+		peerMSS = int(o.MSS)
+	}
+	c.sndMSS = max(min(peerMSS, c.ep.MSS), 64)
+	if o.HasWindowScale && !c.cfg.NoWindowScale {
+		c.SndScale, c.RcvScale, c.wsOK = o.WindowScale, c.rcvScaleWanted(), true
+	} else {
+		c.SndScale, c.RcvScale = 0, 0
+	}
+	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.tsOK = o.HasTimestamps && !c.cfg.NoTimestamps
+	if c.tsOK {
+		c.TSRecent = o.TSVal
+		c.sndMSS -= 12 // the option rides on every segment
+		c.rcvMSS = c.ep.MSS - 12
+	}
+	c.newCC()
+}
+
+func (c *Conn) newCC() {
+	if c.cfg.NewCongestionControl != nil {
+		c.cc = c.cfg.NewCongestionControl(c.sndMSS)
+	} else {
+		c.cc = NewNewReno(c.sndMSS)
+	}
+	c.cwnd = InitialWindow(c.sndMSS)
+	c.ssthresh = 1 << 30
+}
+
+// InitialWindow is RFC 6928's: min(10*MSS, max(2*MSS, 14600)).
+func InitialWindow(mss int) int { return min(10*mss, max(2*mss, 14600)) }
+
+// initRecvOnSYN starts the receive side once the peer's SYN is known.
+func (c *Conn) initRecvOnSYN(now mono.Time, s *Segment) {
+	if c.tsOK {
+		c.tsRecentAt = now
+	}
+	c.lastAckSent = c.RcvNxt
+	c.rcvAdv = c.RcvNxt
+	c.quickAcks = quickAcksInitial
+	c.updateWindow(true)
+}
+
+// quickAcksInitial: segments acknowledged at once at the start, so the
+// sender's window grows (Linux's quickack mode, TCP_MAX_QUICKACKS).
+const quickAcksInitial = 16
+
+// rcvSpace is the receive buffer room left.
+func (c *Conn) rcvSpace() int { return max(c.cfg.ReceiveBufferMax-c.rcv.Len(), 0) }
+
+// updateWindow recomputes the right edge we advertise and returns the
+// Window field. The edge never moves left; it moves right only by at least
+// min(buffer/2, MSS), the receiver's silly-window avoidance (RFC 9293
+// §3.8.6.2.2). A SYN's window is not scaled (RFC 7323 §2.2).
+func (c *Conn) updateWindow(syn bool) uint16 {
+	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
+	if right.GreaterThan(c.rcvAdv) {
+		step := min(c.cfg.ReceiveBufferMax/2, c.rcvMSS)
+		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS || c.rcvSpace() == c.cfg.ReceiveBufferMax {
+			c.rcvAdv = right
+		}
+	}
+	wnd := int(c.RcvNxt.Size(c.rcvAdv))
+	var field int
+	if syn {
+		field = min(wnd, 0xffff)
+	} else {
+		field = min(wnd>>c.RcvScale, 0xffff)
+	}
+	if syn || field<<c.RcvScale < wnd {
+		// Whatever the field cannot express is not offered.
+		edge := c.RcvNxt.Add(seq.Size(field << c.RcvScale))
+		if syn {
+			edge = c.RcvNxt.Add(seq.Size(field))
+		}
+		c.rcvAdv = seq.Max(edge, c.RcvNxt)
+	}
+	c.RcvWnd = c.RcvNxt.Size(c.rcvAdv)
+	return uint16(field)
+}
+
+// windowUpdate sends an ACK after a read when the window has opened by
+// enough to matter: twice the MSS or half the buffer (as Linux's
+// tcp_cleanup_rbuf).
+func (c *Conn) windowUpdate(now mono.Time) {
+	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
+	if !right.GreaterThan(c.rcvAdv) {
+		return
+	}
+	grow := int(c.rcvAdv.Size(right))
+	if grow >= 2*c.rcvMSS || grow >= c.cfg.ReceiveBufferMax/2 || c.RcvWnd == 0 {
+		c.ackNow = true
+		c.flushACK(now)
+	}
+}
+
+// tsVal is our timestamp clock: milliseconds, as Linux's, plus a random
+// per-connection offset (RFC 7323 §5.4).
+func (c *Conn) tsVal(now mono.Time) uint32 {
+	return uint32(int64(now)/int64(time.Millisecond)) + c.tsOffset
+}
+
+// header fills the scratch header with what every segment of c carries.
+func (c *Conn) header(now mono.Time, sq seq.Value, flags Flags) *HeaderFields {
+	f := &c.hdr
+	syn := flags&SYN != 0
+	*f = HeaderFields{SrcPort: c.ep.Local.Port(), DstPort: c.ep.Remote.Port(), SeqNum: sq, Flags: flags}
+	if flags&ACK != 0 {
+		f.AckNum = c.RcvNxt
+	}
+	f.Window = c.updateWindow(syn)
+	if c.tsOK || syn && c.state == SynSent && !c.cfg.NoTimestamps {
+		f.Options.HasTimestamps = true
+		f.Options.TSVal = c.tsVal(now)
+		f.Options.TSEcr = c.TSRecent
+		if syn && c.state == SynSent {
+			f.Options.TSEcr = 0
+		}
+	}
+	if c.sackOK && !syn {
+		c.fillSACK(&f.Options)
+	}
+	return f
+}
+
+// emit hands a segment to the output and does the bookkeeping every sent
+// segment shares: it carries the ACK of everything received.
+func (c *Conn) emit(now mono.Time, f *HeaderFields, payload [2][]byte) {
+	if f.Flags&ACK != 0 {
+		c.lastAckSent = c.RcvNxt
+		c.ackPending, c.ackNow, c.rcvUnacked, c.dsackValid = false, false, 0, false
+		c.delackAt = mono.Never
+	}
+	c.count(func(st *Stats) { st.SegmentsSent++ })
+	c.cfg.Output.SendSegment(now, c, f, payload)
+}
+
+// sendSYN sends our SYN (SYN-SENT) or SYN,ACK (SYN-RECEIVED).
+func (c *Conn) sendSYN(now mono.Time) {
+	flags := SYN
+	if c.state == SynReceived {
+		flags |= ACK
+	}
+	f := c.header(now, c.ISS, flags)
+	f.Options.HasMSS, f.Options.MSS = true, uint16(min(c.ep.MSS, 0xffff))
+	if c.state == SynSent {
+		f.Options.HasWindowScale = !c.cfg.NoWindowScale
+		f.Options.WindowScale = c.rcvScaleWanted()
+		f.Options.SACKPermitted = !c.cfg.NoSACK
+	} else {
+		f.Options.HasWindowScale = c.wsOK
+		f.Options.WindowScale = c.RcvScale
+		f.Options.SACKPermitted = c.sackOK
+	}
+	if c.SndNxt == c.ISS {
+		c.SndNxt = c.ISS.Add(1)
+	}
+	c.sndCur = c.ISS.Add(1)
+	c.emit(now, f, [2][]byte{})
+}
+
+// sendACK sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+func (c *Conn) sendACK(now mono.Time) {
+	c.emit(now, c.header(now, c.SndNxt, ACK), [2][]byte{})
+}
+
+// flushACK sends an ACK that must go now, or arms the delayed-ACK timer
+// for one that may wait.
+func (c *Conn) flushACK(now mono.Time) {
+	if !c.state.synchronized() {
+		return
+	}
+	switch {
+	case c.ackNow:
+		c.sendACK(now)
+	case c.ackPending && c.delackAt == mono.Never:
+		c.delackAt = now.Add(c.cfg.DelayedACK)
+	}
+}
+
+// sendRST sends a RST from this connection.
+func (c *Conn) sendRST(now mono.Time, sq, ack seq.Value, withACK bool) {
+	f := HeaderFields{SeqNum: sq, Flags: RST}
+	if withACK {
+		f.AckNum, f.Flags = ack, RST|ACK
+	}
+	c.emitRST(now, f)
+}
+
+// emitRST sends a RST built by the caller, from our ports. RSTs carry no
+// options (RFC 7323 §5.2 advises no timestamps on a RST, and Linux sends
+// none).
+func (c *Conn) emitRST(now mono.Time, f HeaderFields) {
+	c.hdr = f
+	c.hdr.SrcPort, c.hdr.DstPort = c.ep.Local.Port(), c.ep.Remote.Port()
+	c.count(func(st *Stats) { st.ResetsSent++; st.SegmentsSent++ })
+	c.cfg.Output.SendSegment(now, c, &c.hdr, [2][]byte{})
+}
+
+// output sends what the send buffer holds as far as the windows allow,
+// then the FIN, applying Nagle's algorithm and the sender's silly-window
+// avoidance (RFC 9293 §3.7.4, §3.8.6.2.1).
+func (c *Conn) output(now mono.Time) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
+		return
+	}
+	for {
+		off := int(c.sndBufSeq.Size(c.sndCur))
+		if c.sndCur.LessThan(c.sndBufSeq) {
+			off = 0 // cannot happen once the SYN is acknowledged
+		}
+		unsent := c.snd.Len() - off
+		finNext := c.finQueued && c.sndCur == c.finSeq
+		if unsent <= 0 && !finNext {
+			return
+		}
+		retx := c.sndCur.LessThan(c.SndNxt)
+		wnd := min(int(c.SndWnd), c.cwnd)
+		usable := wnd - int(c.SndUna.Size(c.sndCur))
+		n := min(unsent, c.sndMSS, max(usable, 0))
+		if retx {
+			n = min(n, int(c.sndCur.Size(c.SndNxt)))
+		}
+		if unsent > 0 && !retx {
+			switch {
+			case n <= 0:
+				c.armPersist(now)
+				return
+			case n == c.sndMSS:
+			case n == unsent:
+				// Nagle: a short segment waits while data is unacknowledged.
+				if !c.NoDelay && !c.finQueued && c.SndUna != c.SndNxt {
+					return
+				}
+			default:
+				// The window allows less than a segment and less than we
+				// have: send only if it is a useful share of the largest
+				// window the peer offered.
+				if n < int(c.maxSndWnd/2) || c.SndUna != c.SndNxt && n < c.sndMSS {
+					c.armPersist(now)
+					return
+				}
+			}
+		} else if unsent > 0 && n <= 0 {
+			return
+		}
+		flags := ACK
+		if n > 0 && n == unsent {
+			flags |= PSH
+		}
+		fin := c.finQueued && c.sndCur.Add(seq.Size(n)) == c.finSeq
+		if fin {
+			flags |= FIN
+		}
+		c.transmit(now, c.sndCur, off, n, flags)
+		c.sndCur = c.sndCur.Add(seq.Size(n))
+		if fin {
+			c.sndCur = c.sndCur.Add(1)
+		}
+		if c.sndCur.GreaterThan(c.SndNxt) {
+			if !c.rttTiming && !retx {
+				c.rttTiming, c.rttSeq, c.rttStart = true, c.sndCur, now
+			}
+			c.SndNxt = c.sndCur
+		}
+		if retx {
+			c.rttTiming = false // Karn: no sample from a retransmission
+		}
+		c.persistAt = mono.Never
+		if c.rtoAt == mono.Never {
+			c.rtoAt = now.Add(c.rto)
+		}
+	}
+}
+
+// transmit sends n bytes of the send buffer from offset off as one segment
+// starting at sq.
+func (c *Conn) transmit(now mono.Time, sq seq.Value, off, n int, flags Flags) {
+	f := c.header(now, sq, flags)
+	var p [2][]byte
+	if n > 0 {
+		p = c.snd.peek(off, n)
+	}
+	if sq.LessThan(c.SndNxt) {
+		c.count(func(st *Stats) { st.Retransmits++ })
+	}
+	c.emit(now, f, p)
+}
+
+// armPersist starts the persist timer when the peer's window keeps data
+// from moving and nothing is in flight to bring a window update.
+func (c *Conn) armPersist(now mono.Time) {
+	if c.SndUna == c.SndNxt && c.persistAt == mono.Never && c.rtoAt == mono.Never {
+		c.persistAt = now.Add(c.probeInterval())
+	}
+}
+
+func (c *Conn) probeInterval() time.Duration {
+	d := c.rto
+	for i := 0; i < c.probes && d < c.cfg.RTOMax; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.RTOMax)
+}
+
+// armRTO arms the retransmission timer if it is not running.
+func (c *Conn) armRTO(now mono.Time) {
+	if c.rtoAt == mono.Never {
+		c.rtoAt = now.Add(c.rto)
+	}
+}
+
+// armKeepalive (re)starts the keepalive timer after activity.
+func (c *Conn) armKeepalive(now mono.Time) {
+	switch {
+	case !c.KeepAlive:
+		c.keepAt = mono.Never
+	case c.state == Established || c.state == CloseWait || c.state == FinWait2:
+		if c.keepProbes == 0 {
+			c.keepAt = now.Add(c.keepIdle)
+		}
+	}
+}
+
+// ---- Timer cells ----
+
+// retransmitSYN: our SYN or SYN,ACK went unanswered: send it again with the
+// timeout doubled, up to the configured number of retries.
+func (c *Conn) retransmitSYN(in *Input) {
+	limit := c.cfg.SYNRetries
+	if c.state == SynReceived {
+		limit = c.cfg.SYNACKRetries
+	}
+	if c.backoff >= limit {
+		c.giveUp()
+		return
+	}
+	c.backoff++
+	c.synRetransmitted = true
+	c.rttTiming = false
+	c.rto = min(2*c.rto, c.cfg.RTOMax)
+	c.count(func(st *Stats) { st.Timeouts++; st.Retransmits++ })
+	c.sendSYN(in.at)
+	c.rtoAt = in.at.Add(c.rto)
+}
+
+// giveUp closes the connection after too many timeouts: ETIMEDOUT, or the
+// error an ICMP message reported, as Linux does.
+func (c *Conn) giveUp() {
+	c.err = ErrTimeout
+	if c.soft != nil {
+		c.err = c.soft
+	}
+	c.setState(Closed)
+}
+
+// retransmit is the retransmission timeout (RFC 6298 §5.4-5.6): back the
+// timer off, collapse the congestion window, and resend from SND.UNA.
+func (c *Conn) retransmit(in *Input) {
+	if c.SndUna == c.SndNxt {
+		return
+	}
+	if c.backoff >= c.cfg.Retries2 {
+		c.giveUp()
+		return
+	}
+	c.backoff++
+	c.count(func(st *Stats) { st.Timeouts++ })
+	flight := int(c.SndUna.Size(c.SndNxt))
+	c.ssthresh = c.cc.OnLoss(in.at, c.cwnd, flight)
+	c.cwnd = c.sndMSS
+	c.inRecov, c.dupAcks = false, 0
+	c.recover, c.recoverValid = c.SndNxt, true
+	c.sack.clear() // RFC 6675 §5.1 allows, and a reneging receiver needs, a fresh start
+	c.rttTiming = false
+	c.rto = min(2*c.rto, c.cfg.RTOMax)
+	c.sndCur = c.SndUna
+	c.rtoAt = mono.Never
+	c.output(in.at)
+	c.armRTO(in.at)
+}
+
+// probeZeroWindow: the persist timer. Linux's probe is a segment the peer
+// must acknowledge without taking data, <SEQ=SND.UNA-1><CTL=ACK>
+// (RFC 9293 §3.8.6.1 allows one byte; the probe of Linux carries none).
+func (c *Conn) probeZeroWindow(in *Input) {
+	if c.SndWnd > 0 {
+		c.output(in.at)
+		return
+	}
+	if c.probes >= c.cfg.Retries2 {
+		c.giveUp()
+		return
+	}
+	c.probes++
+	c.count(func(st *Stats) { st.WindowProbes++ })
+	c.emit(in.at, c.header(in.at, c.SndUna.Sub(1), ACK), [2][]byte{})
+	c.persistAt = in.at.Add(c.probeInterval())
+}
+
+// delayedACK: the delayed-ACK timer sends the ACK owed.
+func (c *Conn) delayedACK(in *Input) {
+	if c.ackPending {
+		c.count(func(st *Stats) { st.DelayedACKs++ })
+		c.sendACK(in.at)
+	}
+}
+
+// keepalive: after the idle time, probe <SEQ=SND.UNA-1> every interval;
+// after KeepCount unanswered probes, give up.
+func (c *Conn) keepalive(in *Input) {
+	if !c.KeepAlive {
+		return
+	}
+	if c.keepProbes >= c.cfg.KeepCount {
+		c.giveUp()
+		return
+	}
+	c.keepProbes++
+	c.count(func(st *Stats) { st.KeepaliveProbes++ })
+	c.emit(in.at, c.header(in.at, c.SndUna.Sub(1), ACK), [2][]byte{})
+	c.keepAt = in.at.Add(c.cfg.KeepIntvl)
+}
+
+// finWait2Timeout: a closed socket does not wait forever for the peer's
+// FIN (Linux's tcp_fin_timeout).
+func (c *Conn) finWait2Timeout(in *Input) {
+	c.setState(Closed)
+}
+
+// ---- Round-trip time (RFC 6298) ----
+
+// sampleSYNRTT takes the handshake's sample, if the SYN was not resent.
+func (c *Conn) sampleSYNRTT(now mono.Time) {
+	c.rttSampleAt(now, c.ISS.Add(1))
+	if c.synRetransmitted && c.srtt == 0 {
+		c.rto = 3 * time.Second // RFC 6298 §5.7
+	}
+}
+
+// rttSampleAt takes a sample if ack covers the timed segment.
+func (c *Conn) rttSampleAt(now mono.Time, ack seq.Value) {
+	if c.rttTiming && c.rttSeq.LessThanEq(ack) {
+		c.rttTiming = false
+		c.rttSample(now.Sub(c.rttStart))
+	}
+}
+
+// rttSample updates SRTT, RTTVAR and RTO (RFC 6298 §2). The minimum RTO is
+// configurable: Linux's 200 ms by default rather than the RFC's 1 s.
+func (c *Conn) rttSample(r time.Duration) {
+	r = max(r, 0)
+	if c.srtt == 0 {
+		c.srtt, c.rttvar = max(r, 1), r/2
+	} else {
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = (3*c.rttvar + d) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	c.rto = min(max(c.srtt+max(4*c.rttvar, time.Millisecond), c.cfg.RTOMin), c.cfg.RTOMax)
+}
