@@ -122,12 +122,16 @@ func (p *PingConn) Close() error {
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	p.closeLocked()
+	return nil
+}
+
+func (p *PingConn) closeLocked() {
 	if !p.closed {
 		p.closed = true
-		delete(s.pings, p.id)
+		delete(p.s.pings, p.id)
 		p.readers.wakeLocked()
 	}
-	return nil
 }
 
 func (s *Stack) deliverEchoReplyLocked(now mono.Time, h ip.IPv4, m ip.ICMPv4) {

@@ -275,6 +275,13 @@ func (s *Stack) Close() error {
 		return nil
 	}
 	s.closed = true
+	// Sockets close with the stack: blocked calls return, later ones fail.
+	for _, c := range s.udp {
+		c.closeLocked()
+	}
+	for _, p := range s.pings {
+		p.closeLocked()
+	}
 	s.mu.Unlock()
 	var errs []error
 	if s.drv != nil {

@@ -378,6 +378,15 @@ func (c *UDPConn) Close() error {
 		s.mu.Unlock()
 		return c.opError("close", net.ErrClosed)
 	}
+	c.closeLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// closeLocked releases the port and the queue and wakes blocked calls,
+// which then fail with net.ErrClosed.
+func (c *UDPConn) closeLocked() {
+	s := c.s
 	c.closed = true
 	if s.udp[c.local.Port()] == c {
 		delete(s.udp, c.local.Port())
@@ -387,10 +396,8 @@ func (c *UDPConn) Close() error {
 	}
 	c.rq, c.rqHead, c.rqBytes = nil, 0, 0
 	c.readyLocked()
-	s.mu.Unlock()
 	c.readDeadline.stop()
 	c.writeDeadline.stop()
-	return nil
 }
 
 // LocalAddr implements net.Conn and net.PacketConn.
