@@ -26,5 +26,6 @@
 // with a checksum has ChecksumValid.
 //
 // The package is sans-I/O: no clocks, no goroutines, no global state beyond
-// constants and sentinel errors; parsing and encoding allocate nothing.
+// constants and sentinel errors. Parsing, accessors and encoding allocate
+// nothing; only a returned error does.
 package ip
