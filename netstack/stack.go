@@ -62,6 +62,7 @@ type Stack struct {
 	// The TCP layer's entry points, set when it is enabled.
 	tcpInput     func(now mono.Time, nic *NIC, h ip.IPv4)
 	tcpSoftError func(orig ip.IPv4, errno syscall.Errno)
+	tcp          tcpLayer
 
 	drv *driver // nil on a simulated clock
 }
@@ -74,6 +75,7 @@ func New(cfg Config) *Stack {
 		_, _ = rand.Read(seed[:])
 		s.rand = mrand.NewChaCha8(seed)
 	}
+	s.initTCPLocked()
 	if s.clock == nil {
 		s.epoch = time.Now()
 		s.clock = func() mono.Time { return mono.Time(time.Since(s.epoch)) }
@@ -282,6 +284,7 @@ func (s *Stack) Close() error {
 	for _, p := range s.pings {
 		p.closeLocked()
 	}
+	s.tcpCloseAllLocked()
 	s.mu.Unlock()
 	var errs []error
 	if s.drv != nil {

@@ -8,6 +8,7 @@ type Stats struct {
 	IPv4 IPv4Stats
 	ICMP ICMPStats
 	UDP  UDPStats
+	TCP  TCPStats
 }
 
 // LinkStats counts frames at the link layer.

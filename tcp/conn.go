@@ -206,9 +206,11 @@ type Conn struct {
 	tsRecentAt         mono.Time
 	lastAckSent        seq.Value
 
-	snd sendBuffer
-	rcv recvBuffer
-	ooo oooQueue
+	snd                  sendBuffer
+	rcv                  recvBuffer
+	ooo                  oooQueue
+	sndBufMax, rcvBufMax int    // bounds of snd and rcv
+	bytesAcked           uint64 // data bytes the peer has acknowledged
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar, rto time.Duration
@@ -271,6 +273,7 @@ func (c *Conn) Reset(cfg *Config, ep Endpoint) {
 	}
 	c.rto = cfg.RTOInitial
 	c.keepIdle = cfg.KeepIdle
+	c.sndBufMax, c.rcvBufMax = cfg.SendBufferMax, cfg.ReceiveBufferMax
 	c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
 	c.rcvMSS = c.ep.MSS
 	c.sndMSS = min(defaultMSS, c.ep.MSS)
@@ -434,20 +437,43 @@ func (c *Conn) WriteSpace() int {
 	if c.finQueued {
 		return 0
 	}
-	return max(c.cfg.SendBufferMax-c.snd.Len(), 0)
+	return max(c.sndBufMax-c.snd.Len(), 0)
 }
 
 // Unacked returns the bytes queued but not yet acknowledged by the peer.
 func (c *Conn) Unacked() int { return c.snd.Len() }
 
 // BytesAcked returns the number of data bytes the peer has acknowledged
-// since the connection opened (modulo 2^32: the failover protocol syncs
-// before it wraps).
-func (c *Conn) BytesAcked() uint32 {
-	if c.state == SynSent || c.state == SynReceived || c.state == Closed && c.SndUna == c.ISS {
-		return 0
+// since the connection opened: where an application resumes after a
+// failover.
+func (c *Conn) BytesAcked() uint64 { return c.bytesAcked }
+
+// SetBufferSizes sets the send and receive buffer bounds (SO_SNDBUF,
+// SO_RCVBUF); 0 leaves one as it is. As in Linux, the receive buffer
+// chooses the window scale only if set before the SYN is sent.
+func (c *Conn) SetBufferSizes(snd, rcv int) {
+	if snd > 0 {
+		c.sndBufMax = max(snd, c.snd.Len(), 2048)
 	}
-	return uint32(c.sndBufSeq - c.ISS - 1)
+	if rcv > 0 {
+		c.rcvBufMax = max(rcv, c.rcv.Len(), 2048)
+	}
+}
+
+// BufferSizes returns the send and receive buffer bounds.
+func (c *Conn) BufferSizes() (snd, rcv int) { return c.sndBufMax, c.rcvBufMax }
+
+// SoftError reports an ICMP error about the connection's segments
+// (RFC 1122 §4.2.3.9). During the handshake it ends the connection with
+// that error, as Linux does; afterwards it is remembered and reported only
+// if the connection times out.
+func (c *Conn) SoftError(err error) {
+	if c.state == SynSent {
+		c.err = err
+		c.setState(Closed)
+		return
+	}
+	c.soft = err
 }
 
 // SetKeepAlive turns keepalive probes on or off; idle 0 keeps the
@@ -483,8 +509,13 @@ func (c *Conn) count(f func(*Stats)) {
 
 // ---- User-call cells ----
 
-func (c *Conn) errConnExists(in *Input)   { in.err = ErrConnExists }
-func (c *Conn) errNotConnected(in *Input) { in.err = ErrNotConnected }
+func (c *Conn) errConnExists(in *Input) { in.err = ErrConnExists }
+func (c *Conn) errNotConnected(in *Input) {
+	in.err = ErrNotConnected
+	if c.err != nil && in.ev == UserSend {
+		in.err = c.err
+	}
+}
 
 // errClosing answers SEND and CLOSE after CLOSE (§3.10.2, §3.10.4), or
 // reports why the connection ended.
@@ -533,7 +564,7 @@ func (c *Conn) queueSend(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, c.cfg.SendBufferMax)
+	in.n = c.snd.write(in.buf, c.sndBufMax)
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 	}
@@ -545,7 +576,7 @@ func (c *Conn) send(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, c.cfg.SendBufferMax)
+	in.n = c.snd.write(in.buf, c.sndBufMax)
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 		return

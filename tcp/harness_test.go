@@ -71,6 +71,9 @@ func (h *harness) SendSegment(now mono.Time, c *Conn, f *HeaderFields, payload [
 	if f.SrcPort != c.ep.Local.Port() || f.DstPort != c.ep.Remote.Port() {
 		h.t.Fatalf("segment ports %d>%d, want %d>%d", f.SrcPort, f.DstPort, c.ep.Local.Port(), c.ep.Remote.Port())
 	}
+	if n := len(payload[0]) + len(payload[1]) + f.HeaderLen() - HeaderMinLen; n > c.ep.MSS {
+		h.t.Fatalf("segment of %d bytes of options and data exceeds the path's %d", n, c.ep.MSS)
+	}
 	d := append(append([]byte(nil), payload[0]...), payload[1]...)
 	if len(d) == 0 {
 		d = nil
@@ -234,11 +237,11 @@ func (c *Conn) invariants() error {
 		return fmt.Errorf("next to send %d before SND.UNA %d", c.sndCur, c.SndUna)
 	case c.sndCur.GreaterThan(c.SndNxt):
 		return fmt.Errorf("next to send %d after SND.NXT %d", c.sndCur, c.SndNxt)
-	case c.snd.Len() > c.cfg.SendBufferMax:
+	case c.snd.Len() > c.sndBufMax:
 		return fmt.Errorf("send buffer %d over its bound", c.snd.Len())
-	case c.rcv.Len() > c.cfg.ReceiveBufferMax:
+	case c.rcv.Len() > c.rcvBufMax:
 		return fmt.Errorf("receive buffer %d over its bound", c.rcv.Len())
-	case c.ooo.len() > c.cfg.OOOSegmentsMax || c.ooo.bytes > c.cfg.ReceiveBufferMax:
+	case c.ooo.len() > c.cfg.OOOSegmentsMax || c.ooo.bytes > c.rcvBufMax:
 		return fmt.Errorf("out-of-order queue %d segments %d bytes over its bounds", c.ooo.len(), c.ooo.bytes)
 	case c.state.synchronized() && c.rcvAdv.LessThan(c.RcvNxt):
 		return fmt.Errorf("advertised edge %d before RCV.NXT %d", c.rcvAdv, c.RcvNxt)

@@ -342,7 +342,7 @@ func (c *Conn) processText(in *Input) bool {
 	}
 	in.finOK = fin
 	if at != c.RcvNxt {
-		if c.ooo.insert(at, p, fin, c.cfg.OOOSegmentsMax, c.cfg.ReceiveBufferMax) {
+		if c.ooo.insert(at, p, fin, c.cfg.OOOSegmentsMax, c.rcvBufMax) {
 			c.noteSACK(at, at.Add(seq.Size(len(p))))
 			c.count(func(st *Stats) { st.OutOfOrder++ })
 		} else {
@@ -353,7 +353,7 @@ func (c *Conn) processText(in *Input) bool {
 		return true
 	}
 	if len(p) > 0 {
-		c.rcv.write(p, c.cfg.ReceiveBufferMax)
+		c.rcv.write(p, c.rcvBufMax)
 		c.RcvNxt = c.RcvNxt.Add(seq.Size(len(p)))
 		c.rcvUnacked += len(p)
 		c.ev |= EventReadable
@@ -387,7 +387,7 @@ func (c *Conn) pullOOO() (fin bool) {
 		}
 		if end.GreaterThan(c.RcvNxt) {
 			d := (*o.b)[int(o.seq.Size(c.RcvNxt)):o.n]
-			c.rcv.write(d, c.cfg.ReceiveBufferMax)
+			c.rcv.write(d, c.rcvBufMax)
 			c.RcvNxt = end
 			c.rcvUnacked += len(d)
 			c.ev |= EventReadable

@@ -22,7 +22,7 @@ func (c *Conn) initSend(now mono.Time) {
 // that lets the largest buffer be advertised (as Linux chooses it).
 func (c *Conn) rcvScaleWanted() uint8 {
 	var s uint8
-	for s < MaxWindowScale && c.cfg.ReceiveBufferMax>>s > 0xffff {
+	for s < MaxWindowScale && c.rcvBufMax>>s > 0xffff {
 		s++
 	}
 	return s
@@ -81,7 +81,7 @@ func (c *Conn) initRecvOnSYN(now mono.Time, s *Segment) {
 const quickAcksInitial = 16
 
 // rcvSpace is the receive buffer room left.
-func (c *Conn) rcvSpace() int { return max(c.cfg.ReceiveBufferMax-c.rcv.Len(), 0) }
+func (c *Conn) rcvSpace() int { return max(c.rcvBufMax-c.rcv.Len(), 0) }
 
 // updateWindow recomputes the right edge we advertise and returns the
 // Window field. The edge never moves left; it moves right only by at least
@@ -90,8 +90,8 @@ func (c *Conn) rcvSpace() int { return max(c.cfg.ReceiveBufferMax-c.rcv.Len(), 0
 func (c *Conn) updateWindow(syn bool) uint16 {
 	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
 	if right.GreaterThan(c.rcvAdv) {
-		step := min(c.cfg.ReceiveBufferMax/2, c.rcvMSS)
-		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS || c.rcvSpace() == c.cfg.ReceiveBufferMax {
+		step := min(c.rcvBufMax/2, c.rcvMSS)
+		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS || c.rcvSpace() == c.rcvBufMax {
 			c.rcvAdv = right
 		}
 	}
@@ -123,7 +123,7 @@ func (c *Conn) windowUpdate(now mono.Time) {
 		return
 	}
 	grow := int(c.rcvAdv.Size(right))
-	if grow >= 2*c.rcvMSS || grow >= c.cfg.ReceiveBufferMax/2 || c.RcvWnd == 0 {
+	if grow >= 2*c.rcvMSS || grow >= c.rcvBufMax/2 || c.RcvWnd == 0 {
 		c.ackNow = true
 		c.flushACK(now)
 	}
@@ -241,6 +241,7 @@ func (c *Conn) output(now mono.Time) {
 	default:
 		return
 	}
+	mss := c.effMSS()
 	for {
 		off := int(c.sndBufSeq.Size(c.sndCur))
 		if c.sndCur.LessThan(c.sndBufSeq) {
@@ -254,7 +255,7 @@ func (c *Conn) output(now mono.Time) {
 		retx := c.sndCur.LessThan(c.SndNxt)
 		wnd := min(int(c.SndWnd), c.cwnd)
 		usable := wnd - int(c.SndUna.Size(c.sndCur))
-		n := min(unsent, c.sndMSS, max(usable, 0))
+		n := min(unsent, mss, max(usable, 0))
 		if retx {
 			n = min(n, int(c.sndCur.Size(c.SndNxt)))
 		}
@@ -263,7 +264,7 @@ func (c *Conn) output(now mono.Time) {
 			case n <= 0:
 				c.armPersist(now)
 				return
-			case n == c.sndMSS:
+			case n == mss:
 			case n == unsent:
 				// Nagle: a short segment waits while data is unacknowledged.
 				if !c.NoDelay && !c.finQueued && c.SndUna != c.SndNxt {
@@ -273,7 +274,7 @@ func (c *Conn) output(now mono.Time) {
 				// The window allows less than a segment and less than we
 				// have: send only if it is a useful share of the largest
 				// window the peer offered.
-				if n < int(c.maxSndWnd/2) || c.SndUna != c.SndNxt && n < c.sndMSS {
+				if n < int(c.maxSndWnd/2) || c.SndUna != c.SndNxt && n < mss {
 					c.armPersist(now)
 					return
 				}
@@ -308,6 +309,21 @@ func (c *Conn) output(now mono.Time) {
 			c.rtoAt = now.Add(c.rto)
 		}
 	}
+}
+
+// effMSS is the payload that fits a segment now: the MSS less the SACK
+// blocks our ACKs carry (the timestamps are already counted in sndMSS), as
+// Linux's tcp_current_mss.
+func (c *Conn) effMSS() int {
+	if !c.sackOK || c.ooo.len() == 0 && !c.dsackValid {
+		return c.sndMSS
+	}
+	var o Options
+	o.HasTimestamps = c.tsOK
+	c.fillSACK(&o)
+	base := o.EncodedLen()
+	o.NumSACK = 0
+	return max(c.sndMSS-(base-o.EncodedLen()), 64)
 }
 
 // transmit sends n bytes of the send buffer from offset off as one segment

@@ -15,9 +15,9 @@ func (c *Conn) onNewACK(now mono.Time, a seq.Value) {
 	c.dupAcks = 0
 	if c.inRecov {
 		if a.GreaterThanEq(c.recover) {
-			// Full ACK: deflate the window (RFC 6582 §3.2 step 3).
+			// Full ACK: deflate the window (RFC 6582 §3.2 step 3, option 1).
 			c.inRecov = false
-			c.cwnd = max(min(c.ssthresh, int(c.SndUna.Size(c.SndNxt))+c.sndMSS), c.sndMSS)
+			c.cwnd = min(c.ssthresh, max(int(c.SndUna.Size(c.SndNxt)), c.sndMSS)+c.sndMSS)
 		} else {
 			// Partial ACK: the next hole is lost too. Retransmit it, deflate
 			// by what was acknowledged, add back one segment (step 4).
@@ -37,6 +37,7 @@ func (c *Conn) ackAdvance(now mono.Time, a seq.Value) {
 	if n := int(c.sndBufSeq.Size(seq.Min(a, end))); n > 0 && c.sndBufSeq.LessThan(a) {
 		c.snd.discard(n)
 		c.sndBufSeq = c.sndBufSeq.Add(seq.Size(n))
+		c.bytesAcked += uint64(n)
 		c.ev |= EventWritable
 	}
 	if c.snd.Len() == 0 {
@@ -84,7 +85,7 @@ const dupThresh = 3
 // the first hole, at once.
 func (c *Conn) retransmitFirst(now mono.Time) {
 	sq := c.SndUna
-	n := c.sndMSS
+	n := c.effMSS()
 	if c.sackOK {
 		if h, hn, ok := c.sack.firstHole(c.SndUna, c.SndNxt); ok {
 			sq, n = h, min(n, hn)

@@ -1,0 +1,232 @@
+package netstack
+
+import (
+	"net/netip"
+	"syscall"
+
+	"github.com/tapstack/tapstack/checksum"
+	"github.com/tapstack/tapstack/ip"
+	"github.com/tapstack/tapstack/mono"
+	"github.com/tapstack/tapstack/tcp"
+)
+
+// TCP: the stack's side of package tcp. It demultiplexes segments to
+// connections by 4-tuple and to listeners by local port, answers segments
+// for no socket with a RST, builds outbound segments in place, and keeps
+// each connection's deadline in the timer heap.
+
+// TCPStats counts TCP segments: the protocol's own counters (tcp.Stats)
+// and those of demultiplexing.
+type TCPStats struct {
+	tcp.Stats
+	Received         uint64
+	Malformed        uint64
+	BadChecksum      uint64
+	NotUnicast       uint64 // to a broadcast or multicast address
+	NoPort           uint64 // no connection or listener: answered with a RST
+	ListenOverflows  uint64 // handshakes completed with the accept queue full: dropped
+	NoRoute          uint64 // segments that could not be sent
+	EphemeralMissing uint64 // dials that found no free port
+}
+
+// tcpKey is a connection's 4-tuple, seen from our side.
+type tcpKey struct {
+	local, remote netip.AddrPort
+}
+
+// tcpLayer is the stack's TCP state, guarded by the loop lock.
+type tcpLayer struct {
+	cfg       tcp.Config
+	conns     map[tcpKey]*TCPConn
+	listeners map[uint16]*TCPListener
+	// scratch is the LISTEN-state TCB a segment for a listener goes
+	// through; when the segment makes it a connection it is kept and a new
+	// scratch made.
+	scratch   *tcp.Conn
+	seg       tcp.Segment      // the arriving segment, parsed
+	rst       tcp.HeaderFields // scratch for RSTs to no socket
+	portKey   uint64           // RFC 6056's secret
+	portNext  uint32           // RFC 6056's next_ephemeral
+	portTable [portTableSize]uint16
+}
+
+const portTableSize = 256
+
+// tcpOutput is the Output every connection of the stack sends through.
+type tcpOutput struct{ s *Stack }
+
+// initTCPLocked enables TCP on a new stack.
+func (s *Stack) initTCPLocked() {
+	t := &s.tcp
+	t.cfg.Output = tcpOutput{s}
+	t.cfg.Stats = &s.stats.TCP.Stats
+	for i := 0; i < len(t.cfg.ISNKey); i += 8 {
+		v := s.rand.Uint64()
+		for j := range 8 {
+			t.cfg.ISNKey[i+j] = byte(v >> (8 * j))
+		}
+	}
+	t.cfg.Defaults()
+	t.conns = make(map[tcpKey]*TCPConn)
+	t.listeners = make(map[uint16]*TCPListener)
+	t.scratch = new(tcp.Conn)
+	t.portKey = s.rand.Uint64()
+	for i := range t.portTable {
+		t.portTable[i] = uint16(s.rand.Uint64())
+	}
+	s.tcpInput = s.tcpInputLocked
+	s.tcpSoftError = s.tcpSoftErrorLocked
+}
+
+// tcpInputLocked is the receive path for TCP segments.
+func (s *Stack) tcpInputLocked(now mono.Time, nic *NIC, h ip.IPv4) {
+	st := &s.stats.TCP
+	st.Received++
+	if nic.isBroadcast(h.Dst()) || h.Dst().IsMulticast() {
+		st.NotUnicast++
+		return
+	}
+	th, err := tcp.ParseHeader(h.Payload())
+	if err != nil {
+		st.Malformed++
+		return
+	}
+	if !th.ChecksumValid(checksum.PseudoHeaderV4(h.Src().As4(), h.Dst().As4(), uint8(ip.ProtocolTCP), uint16(len(th)))) {
+		st.BadChecksum++
+		return
+	}
+	t := &s.tcp
+	seg := &t.seg
+	tcp.SegmentOf(th, seg)
+	key := tcpKey{local: netip.AddrPortFrom(h.Dst(), th.DstPort()), remote: netip.AddrPortFrom(h.Src(), th.SrcPort())}
+	var reuse *tcp.Conn
+	if tc := t.conns[key]; tc != nil {
+		tc.c.Input(now, seg)
+		if tc.afterLocked(now)&tcp.EventReuse == 0 {
+			return
+		}
+		reuse = tc.c // TIME-WAIT handed the tuple to a new SYN
+	}
+	if ln := s.tcpListenerLocked(key.local); ln != nil {
+		ln.inputLocked(now, key, seg, reuse)
+		return
+	}
+	st.NoPort++
+	s.tcpResetLocked(now, key, seg)
+}
+
+// tcpResetLocked answers a segment for no socket (RFC 9293 §3.10.7.1).
+func (s *Stack) tcpResetLocked(now mono.Time, key tcpKey, seg *tcp.Segment) {
+	f, ok := tcp.ResetFor(seg)
+	if !ok {
+		return
+	}
+	f.SrcPort, f.DstPort = key.local.Port(), key.remote.Port()
+	s.tcp.rst = f
+	s.stats.TCP.ResetsSent++
+	s.tcpSendLocked(now, key.local, key.remote, &s.tcp.rst, [2][]byte{})
+}
+
+func (s *Stack) tcpListenerLocked(local netip.AddrPort) *TCPListener {
+	ln := s.tcp.listeners[local.Port()]
+	if ln == nil || !ln.addr.Addr().IsUnspecified() && ln.addr.Addr() != local.Addr() {
+		return nil
+	}
+	return ln
+}
+
+// SendSegment implements tcp.Output.
+func (o tcpOutput) SendSegment(now mono.Time, c *tcp.Conn, f *tcp.HeaderFields, payload [2][]byte) {
+	ep := c.Endpoint()
+	o.s.tcpSendLocked(now, ep.Local, ep.Remote, f, payload)
+}
+
+// tcpSendLocked builds a segment in place: the payload copied once to its
+// final offset in a pooled buffer, the TCP header encoded in front of it
+// with the checksum, then IPv4 (DF set, as Linux does for TCP).
+func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte) {
+	r, nh, src, err := s.routeFromLocked(local.Addr(), remote.Addr())
+	if err != nil {
+		s.stats.TCP.NoRoute++
+		return
+	}
+	off := r.NIC.ipPayloadOffset()
+	hl := f.HeaderLen()
+	plen := len(payload[0]) + len(payload[1])
+	n := off + hl + plen
+	b := getBuf(n)
+	*b = (*b)[:n]
+	p := (*b)[off+hl:]
+	k := copy(p, payload[0])
+	copy(p[k:], payload[1])
+	sum := checksum.Sum(p, 0)
+	pseudo := checksum.PseudoHeaderV4(src.As4(), remote.Addr().As4(), uint8(ip.ProtocolTCP), uint16(hl+plen))
+	if _, err := f.Encode((*b)[off:], pseudo, sum); err != nil {
+		putBuf(b)
+		s.stats.Link.EncodeErrors++
+		return
+	}
+	_ = s.sendIPv4Locked(now, r, nh, ipv4Out{proto: ip.ProtocolTCP, src: src, dst: remote.Addr(), df: true}, b)
+}
+
+// tcpSoftErrorLocked hands an ICMP error about a segment we sent to its
+// connection.
+func (s *Stack) tcpSoftErrorLocked(orig ip.IPv4, errno syscall.Errno) {
+	p := orig.Payload()
+	if len(p) < 4 {
+		return
+	}
+	key := tcpKey{
+		local:  netip.AddrPortFrom(orig.Src(), uint16(p[0])<<8|uint16(p[1])),
+		remote: netip.AddrPortFrom(orig.Dst(), uint16(p[2])<<8|uint16(p[3])),
+	}
+	if tc := s.tcp.conns[key]; tc != nil {
+		tc.c.SoftError(errno)
+		tc.afterLocked(s.clock())
+	}
+}
+
+// mssFor returns the MSS for a connection from local to remote: the route's
+// MTU less the IPv4 and TCP headers.
+func (s *Stack) mssForLocked(local, remote netip.Addr) int {
+	r, _, _, err := s.routeFromLocked(local, remote)
+	if err != nil {
+		return 536
+	}
+	return r.NIC.mtu - ip.IPv4MinHeaderLen - tcp.HeaderMinLen
+}
+
+// ephemeralTCPPortLocked picks a local port for a connection to remote by
+// RFC 6056's algorithm 4 (double-hash): a keyed hash of the tuple chooses
+// where the search starts, and a small table of counters, indexed by a
+// second hash, moves it on after each use, so ports are unpredictable to an
+// outsider yet a tuple's port does not repeat soon.
+func (s *Stack) ephemeralTCPPortLocked(local netip.Addr, remote netip.AddrPort) (uint16, bool) {
+	t := &s.tcp
+	const n = ephemeralLast - ephemeralFirst + 1
+	a, r := local.As4(), remote.Addr().As4()
+	x := uint64(a[0])<<56 | uint64(a[1])<<48 | uint64(a[2])<<40 | uint64(a[3])<<32 |
+		uint64(r[0])<<24 | uint64(r[1])<<16 | uint64(r[2])<<8 | uint64(r[3])
+	h1 := mix64(x ^ t.portKey ^ uint64(remote.Port())<<20)
+	idx := mix64(x^^t.portKey) % portTableSize
+	for i := uint64(0); i < n; i++ {
+		p := uint16(ephemeralFirst + (h1+uint64(t.portTable[idx])+i)%n)
+		k := tcpKey{local: netip.AddrPortFrom(local, p), remote: remote}
+		if t.conns[k] == nil && t.listeners[p] == nil {
+			t.portTable[idx] += uint16(i + 1)
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// tcpCloseAllLocked wakes every blocked TCP call when the stack closes.
+func (s *Stack) tcpCloseAllLocked() {
+	for _, tc := range s.tcp.conns { // order does not matter: each is only woken
+		tc.readers.wakeLocked()
+		tc.writers.wakeLocked()
+	}
+	for _, ln := range s.tcp.listeners {
+		ln.waiters.wakeLocked()
+	}
+}

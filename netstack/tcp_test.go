@@ -1,0 +1,127 @@
+package netstack
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/tcp"
+)
+
+func TestTCPConnectEchoClose(t *testing.T) {
+	n := newTestNet(t)
+	a, b, _, _ := n.pair(1500)
+	c, sv := n.tcpPair(a, b, 80)
+	if _, err := c.TryWrite([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	var got int
+	n.runUntilCond(func() bool {
+		k, _ := sv.TryRead(buf[got:])
+		got += k
+		return got == 5
+	}, time.Second, a, b)
+	if string(buf[:got]) != "hello" {
+		t.Fatalf("server read %q", buf[:got])
+	}
+	if c.RemoteAddrPort() != netip.AddrPortFrom(addrB, 80) || sv.LocalAddrPort() != netip.AddrPortFrom(addrB, 80) ||
+		sv.RemoteAddrPort() != c.LocalAddrPort() {
+		t.Fatalf("addresses: client %v->%v server %v->%v", c.LocalAddr(), c.RemoteAddr(), sv.LocalAddr(), sv.RemoteAddr())
+	}
+	n.runUntilCond(func() bool { return c.BytesAcked() == 5 }, time.Second, a, b)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var eof bool
+	n.runUntilCond(func() bool {
+		_, err := sv.TryRead(buf)
+		eof = err == io.EOF
+		return eof
+	}, time.Second, a, b)
+	if !eof {
+		t.Fatal("server saw no EOF")
+	}
+	if err := sv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.runUntilCond(func() bool { return false }, time.Second, a, b)
+	a.mu.Lock()
+	tw := a.tcp.conns[c.key]
+	a.mu.Unlock()
+	if tw == nil || tw.c.State() != tcp.TimeWait {
+		t.Fatalf("client side not in TIME-WAIT")
+	}
+	if len(b.tcp.conns) != 0 {
+		t.Fatalf("server side still holds %d connections", len(b.tcp.conns))
+	}
+	n.runUntilCond(func() bool { return false }, 61*time.Second, a, b)
+	if len(a.tcp.conns) != 0 {
+		t.Fatalf("after 2MSL: %d connections", len(a.tcp.conns))
+	}
+}
+
+func TestTCPConnectionRefused(t *testing.T) {
+	n := newTestNet(t)
+	a, b, _, _ := n.pair(1500)
+	c, err := a.StartDialTCP(netip.AddrPort{}, netip.AddrPortFrom(addrB, 81))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.runUntilCond(func() bool { return c.State() == tcp.Closed }, time.Second, a, b)
+	_, err = c.TryRead(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("read error %v, want ECONNREFUSED", err)
+	}
+	if b.Stats().TCP.NoPort != 1 {
+		t.Fatalf("NoPort %d", b.Stats().TCP.NoPort)
+	}
+}
+
+func TestTCPBulkBothWays(t *testing.T) {
+	size := int64(100 << 20)
+	if testing.Short() {
+		size = 8 << 20
+	}
+	n := newTestNet(t)
+	a, b, _, _ := n.pair(1500)
+	c, sv := n.tcpPair(a, b, 5001)
+	start := time.Now()
+	n.runTransfers(time.Hour, []*Stack{a, b}, newTransfer(c, sv, size, 1), newTransfer(sv, c, size, 2))
+	t.Logf("%d MiB each way in %v of wall time, %v virtual", size>>20, time.Since(start), n.now)
+}
+
+// TestTCPBulkLossy drops frames deterministically in both directions
+// (every 53rd frame from A, every 71st from B, handshake aside) and checks
+// both streams arrive intact.
+func TestTCPBulkLossy(t *testing.T) {
+	size := int64(16 << 20)
+	if testing.Short() {
+		size = 2 << 20
+	}
+	n := newTestNet(t)
+	a, b, na, _ := n.pair(1500)
+	c, sv := n.tcpPair(a, b, 5002)
+	var fromA, fromB int
+	n.drop = func(from *NIC, frame []byte) bool {
+		if from == na {
+			fromA++
+			return fromA%53 == 0
+		}
+		fromB++
+		return fromB%71 == 0
+	}
+	n.runTransfers(time.Hour, []*Stack{a, b}, newTransfer(c, sv, size, 3), newTransfer(sv, c, size, 4))
+	sa, sb := a.Stats().TCP, b.Stats().TCP
+	t.Logf("virtual %v; A: retransmits %d fast %d timeouts %d; B: retransmits %d fast %d timeouts %d",
+		n.now, sa.Retransmits, sa.FastRetransmits, sa.Timeouts, sb.Retransmits, sb.FastRetransmits, sb.Timeouts)
+	if a.Stats().IPv4.TooLong != 0 || b.Stats().IPv4.TooLong != 0 {
+		t.Errorf("segments over the MTU were dropped")
+	}
+	if sa.FastRetransmits == 0 || sb.FastRetransmits == 0 {
+		t.Errorf("no fast retransmits: losses were only recovered by timeouts")
+	}
+}
