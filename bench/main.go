@@ -1,0 +1,285 @@
+// Command bench runs the same workloads on tapstack and on gVisor's
+// netstack and prints one table comparing them.
+//
+// Every measurement runs in a fresh child process (this program re-executed
+// with -child), so no run inherits another's heap, goroutines or caches,
+// and runs of different cases and stacks are interleaved: run 1 of every
+// case on both stacks, then run 2, and so on, alternating which stack goes
+// first, so a noisy neighbour on a shared machine spreads over all cases
+// instead of landing on one. Each figure is reported as min/median/max over
+// the runs, with the ratio of the medians tapstack/gVisor.
+//
+// The stacks are joined in-process by the same wire code (wire.go), and
+// the TCP workloads are written once against the Pair interface (pair.go).
+//
+//	go run . -all                 every case, default sizes, 3 runs
+//	go run . -quick               every case, tiny sizes, 1 run (CI)
+//	go run . -cases bulk,rr -runs 5
+//	go run . -cases idle -idle-n 10000,100000,1000000
+//
+// This is its own Go module, so tapstack itself does not depend on gVisor.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		all        = flag.Bool("all", false, "run every case (the default when -cases is not given)")
+		quick      = flag.Bool("quick", false, "tiny sizes and 1 run: a smoke test that exits non-zero on any workload error")
+		casesFlag  = flag.String("cases", "", "comma-separated cases to run: "+strings.Join(kinds, ","))
+		runs       = flag.Int("runs", 0, "runs of each case on each stack (default 3, or 1 with -quick)")
+		idleN      = flag.String("idle-n", "", "comma-separated idle pair counts (default 10000, or 1000 with -quick)")
+		stacksFlag = flag.String("stacks", strings.Join(stacks, ","), "stacks to run")
+		jsonOut    = flag.String("json", "", "write every run's result and the table as JSON to this file")
+		mdOut      = flag.String("md", "", "write the table as markdown to this file")
+		profDir    = flag.String("cpuprofile", "", "write a CPU profile of each child of run 1 to this directory")
+		timeout    = flag.Duration("timeout", 0, "limit on one child (default 10m, or 2m with -quick)")
+
+		child    = flag.String("child", "", "internal: run this case spec (JSON) in this process")
+		stack    = flag.String("stack", "", "internal: the child's stack")
+		run      = flag.Int("run", 0, "internal: the child's run number")
+		childPro = flag.String("child-cpuprofile", "", "internal: the child's CPU profile file")
+	)
+	flag.Parse()
+	if *child != "" {
+		os.Exit(childMain(*child, *stack, *run, *childPro))
+	}
+	if flag.NArg() > 0 {
+		fatalf("unexpected arguments %q", flag.Args())
+	}
+	if *all && *casesFlag != "" {
+		fatalf("-all and -cases exclude each other")
+	}
+	sel, err := parseKinds(*casesFlag)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	stackSel, err := parseStacks(*stacksFlag)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	sz := defaultSizes
+	if *quick {
+		sz = quickSizes
+	}
+	if *idleN != "" {
+		if sz.idlePairs, err = parseInts(*idleN); err != nil {
+			fatalf("-idle-n: %v", err)
+		}
+	}
+	if *runs == 0 {
+		*runs = 3
+		if *quick {
+			*runs = 1
+		}
+	}
+	if *timeout == 0 {
+		*timeout = 10 * time.Minute
+		if *quick {
+			*timeout = 2 * time.Minute
+		}
+	}
+	if *profDir != "" {
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fatalf("finding this program to re-execute: %v", err)
+	}
+
+	specs := plan(sel, sz)
+	rep := newReport(specs, stackSel)
+	began := time.Now()
+	for r := 1; r <= *runs; r++ {
+		order := stackSel
+		if r%2 == 0 {
+			order = reversed(stackSel)
+		}
+		for _, sp := range specs {
+			for _, st := range order {
+				prof := ""
+				if *profDir != "" && r == 1 {
+					prof = filepath.Join(*profDir, slug(sp.Name)+"."+st+".pprof")
+				}
+				res := runChild(exe, sp, st, r, prof, *timeout)
+				fmt.Fprintf(os.Stderr, "[run %d/%d] %-40s %-8s %s\n", r, *runs, sp.Name, st, summary(res))
+				rep.add(res)
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%d runs of %d cases on %d stacks in %s\n", *runs, len(specs), len(stackSel), time.Since(began).Round(time.Second))
+
+	rep.machine = describeMachine()
+	rep.command = "go -C bench run . " + strings.Join(os.Args[1:], " ")
+	rep.date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	rep.writeText(os.Stdout)
+	if *mdOut != "" {
+		var b bytes.Buffer
+		rep.writeMarkdown(&b)
+		if err := os.WriteFile(*mdOut, b.Bytes(), 0o644); err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(rep.jsonValue(), "", "  ")
+		if err == nil {
+			err = os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fatalf("%v", err)
+		}
+	}
+	if n := rep.failures(); n > 0 {
+		fmt.Fprintf(os.Stderr, "%d run(s) failed\n", n)
+		os.Exit(1)
+	}
+}
+
+// runChild runs one case on one stack in a fresh process.
+func runChild(exe string, sp spec, stackName string, run int, prof string, limit time.Duration) result {
+	b, _ := json.Marshal(sp)
+	args := []string{"-child", string(b), "-stack", stackName, "-run", strconv.Itoa(run)}
+	if prof != "" {
+		args = append(args, "-child-cpuprofile", prof)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+
+	res := result{Case: sp.Name, Stack: stackName, Run: run}
+	line := lastLine(stdout.Bytes())
+	if err := json.Unmarshal(line, &res); err != nil || res.Case != sp.Name {
+		msg := "no result"
+		switch {
+		case ctx.Err() != nil:
+			msg = fmt.Sprintf("timed out after %s", limit)
+		case runErr != nil:
+			msg = runErr.Error()
+		}
+		res = result{Case: sp.Name, Stack: stackName, Run: run, Error: msg + tail(stderr.Bytes())}
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			if res.Info == nil {
+				res.Info = map[string]any{}
+			}
+			res.Info["child_cpu_s"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+			res.Info["child_maxrss_bytes"] = ru.Maxrss << 10
+		}
+	}
+	return res
+}
+
+func lastLine(b []byte) []byte {
+	b = bytes.TrimRight(b, "\n")
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+// tail is the end of a child's stderr, for an error message.
+func tail(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	const max = 2000
+	if len(b) > max {
+		b = append([]byte("..."), b[len(b)-max:]...)
+	}
+	return "; stderr:\n" + string(b)
+}
+
+func summary(res result) string {
+	switch {
+	case res.Error != "":
+		return "FAILED: " + firstLine(res.Error)
+	case res.Unavailable != "":
+		return "not available: " + res.Unavailable
+	}
+	var parts []string
+	for _, m := range res.Metrics {
+		parts = append(parts, fmt.Sprintf("%s %s %s", m.Name, fmtValue(m.Value), m.Unit))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+func parseStacks(list string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		found := false
+		for _, known := range stacks {
+			found = found || s == known
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown stack %q (known: %s)", s, strings.Join(stacks, ","))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func parseInts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+// slug turns a case name into a file name.
+func slug(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '%':
+			b.WriteString("pct")
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(2)
+}

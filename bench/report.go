@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// report gathers the children's results and renders the table.
+type report struct {
+	specs   []spec
+	stacks  []string
+	results []result
+	by      map[string]map[string][]result // case -> stack -> runs
+
+	machine machine
+	command string
+	date    string
+}
+
+func newReport(specs []spec, stackSel []string) *report {
+	return &report{specs: specs, stacks: stackSel, by: map[string]map[string][]result{}}
+}
+
+func (r *report) add(res result) {
+	r.results = append(r.results, res)
+	if r.by[res.Case] == nil {
+		r.by[res.Case] = map[string][]result{}
+	}
+	r.by[res.Case][res.Stack] = append(r.by[res.Case][res.Stack], res)
+}
+
+func (r *report) failures() int {
+	n := 0
+	for _, res := range r.results {
+		if res.Error != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// cell is one stack's figure for one metric over the runs.
+type cell struct {
+	Values        []float64 `json:"values,omitempty"`
+	Min, Med, Max float64   `json:"-"`
+	Unavailable   string    `json:"unavailable,omitempty"`
+	Failed        int       `json:"failed,omitempty"`
+}
+
+func (c cell) String() string {
+	switch {
+	case len(c.Values) > 0 && c.Failed > 0:
+		return fmt.Sprintf("%s (%d failed)", c.triple(), c.Failed)
+	case len(c.Values) > 0:
+		return c.triple()
+	case c.Failed > 0:
+		return "FAILED"
+	case c.Unavailable != "":
+		return "not available"
+	}
+	return "-"
+}
+
+func (c cell) triple() string {
+	if len(c.Values) == 1 {
+		return fmtValue(c.Med)
+	}
+	return fmt.Sprintf("%s / %s / %s", fmtValue(c.Min), fmtValue(c.Med), fmtValue(c.Max))
+}
+
+// row is one line of the table.
+type row struct {
+	Case   string          `json:"case"`
+	Metric string          `json:"metric"`
+	Unit   string          `json:"unit"`
+	Better string          `json:"better"`
+	Cells  map[string]cell `json:"stacks"`
+	Ratio  float64         `json:"ratio"` // tapstack median / gVisor median; NaN when either is missing
+}
+
+func (w row) ratioString() string {
+	if math.IsNaN(w.Ratio) || math.IsInf(w.Ratio, 0) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", w.Ratio)
+}
+
+// rows computes the table: for each case, each metric any run reported.
+func (r *report) rows() []row {
+	var out []row
+	for _, sp := range r.specs {
+		runs := r.by[sp.Name]
+		// Metric names and units in the order the workload reports them,
+		// from whichever stack produced them.
+		var metrics []metric
+		for _, st := range r.stacks {
+			for _, res := range runs[st] {
+				for _, m := range res.Metrics {
+					if !slices.ContainsFunc(metrics, func(x metric) bool { return x.Name == m.Name }) {
+						metrics = append(metrics, m)
+					}
+				}
+			}
+		}
+		if len(metrics) == 0 {
+			metrics = []metric{{Name: "-"}}
+		}
+		for _, m := range metrics {
+			w := row{Case: sp.Name, Metric: m.Name, Unit: m.Unit, Better: m.Better, Cells: map[string]cell{}, Ratio: math.NaN()}
+			for _, st := range r.stacks {
+				var c cell
+				for _, res := range runs[st] {
+					switch {
+					case res.Error != "":
+						c.Failed++
+					case res.Unavailable != "":
+						c.Unavailable = res.Unavailable
+					}
+					for _, x := range res.Metrics {
+						if x.Name == m.Name {
+							c.Values = append(c.Values, x.Value)
+						}
+					}
+				}
+				if len(c.Values) > 0 {
+					s := slices.Clone(c.Values)
+					slices.Sort(s)
+					c.Min, c.Max, c.Med = s[0], s[len(s)-1], median(s)
+				}
+				w.Cells[st] = c
+			}
+			t, g := w.Cells["tapstack"], w.Cells["gvisor"]
+			if len(t.Values) > 0 && len(g.Values) > 0 && g.Med != 0 {
+				w.Ratio = t.Med / g.Med
+			}
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// median of sorted values; the mean of the middle two for an even count.
+func median(s []float64) float64 {
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// fmtValue prints three significant digits, without exponents in the
+// range the table uses.
+func fmtValue(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a == 0:
+		return "0"
+	case a >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	case a >= 0.01:
+		return fmt.Sprintf("%.3f", v)
+	}
+	return fmt.Sprintf("%.2g", v)
+}
+
+var stackTitle = map[string]string{"tapstack": "tapstack", "gvisor": "gVisor"}
+
+func (r *report) header() []string {
+	h := []string{"case", "metric", "unit", "better"}
+	for _, st := range r.stacks {
+		h = append(h, stackTitle[st]+" min / median / max")
+	}
+	return append(h, "tapstack/gVisor")
+}
+
+func (r *report) cells(w row) []string {
+	out := []string{w.Case, w.Metric, w.Unit, w.Better}
+	for _, st := range r.stacks {
+		out = append(out, w.Cells[st].String())
+	}
+	return append(out, w.ratioString())
+}
+
+func (r *report) writeText(out io.Writer) {
+	fmt.Fprintf(out, "%s\n", r.machine)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(r.header(), "\t"))
+	for _, w := range r.rows() {
+		fmt.Fprintln(tw, strings.Join(r.cells(w), "\t"))
+	}
+	tw.Flush()
+	r.writeNotes(out, "")
+}
+
+func (r *report) writeMarkdown(out io.Writer) {
+	fmt.Fprintf(out, "Machine: %s  \n", r.machine)
+	fmt.Fprintf(out, "Command: `%s`  \n", r.command)
+	fmt.Fprintf(out, "Date: %s\n\n", r.date)
+	h := r.header()
+	fmt.Fprintf(out, "| %s |\n", strings.Join(h, " | "))
+	seps := make([]string, len(h))
+	for i := range seps {
+		seps[i] = "---"
+		if i >= 4 {
+			seps[i] = "---:"
+		}
+	}
+	fmt.Fprintf(out, "|%s|\n", strings.Join(seps, "|"))
+	for _, w := range r.rows() {
+		fmt.Fprintf(out, "| %s |\n", strings.Join(r.cells(w), " | "))
+	}
+	fmt.Fprintln(out)
+	r.writeNotes(out, "- ")
+}
+
+// writeNotes lists why cells are "not available" and what failed.
+func (r *report) writeNotes(out io.Writer, bullet string) {
+	seen := map[string]bool{}
+	for _, res := range r.results {
+		var note string
+		switch {
+		case res.Unavailable != "":
+			note = fmt.Sprintf("%s: not available: %s", stackTitle[res.Stack], res.Unavailable)
+		case res.Error != "":
+			note = fmt.Sprintf("%s, %s, run %d: FAILED: %s", stackTitle[res.Stack], res.Case, res.Run, firstLine(res.Error))
+		default:
+			continue
+		}
+		if !seen[note] {
+			seen[note] = true
+			fmt.Fprintln(out, bullet+note)
+		}
+	}
+}
+
+func (r *report) jsonValue() any {
+	rows := r.rows()
+	for i := range rows {
+		if math.IsNaN(rows[i].Ratio) {
+			rows[i].Ratio = 0
+		}
+	}
+	return map[string]any{
+		"machine": r.machine,
+		"command": r.command,
+		"date":    r.date,
+		"rows":    rows,
+		"results": r.results,
+	}
+}
+
+// machine describes where the numbers come from.
+type machine struct {
+	CPUs   int    `json:"cpus"`
+	Model  string `json:"model"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	GVisor string `json:"gvisor"`
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("%d CPUs, %s, Linux %s, %s, gVisor %s", m.CPUs, m.Model, m.Kernel, m.Go, m.GVisor)
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Model: "unknown CPU", Kernel: "unknown"}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.Model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "gvisor.dev/gvisor" {
+				m.GVisor = d.Version
+			}
+		}
+	}
+	return m
+}
