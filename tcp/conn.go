@@ -603,6 +603,8 @@ func (c *Conn) receive(in *Input) {
 		in.err = io.EOF
 	case c.state == Closed && c.err != nil:
 		in.err = c.err
+	case c.state == Closed && c.prev == Closed:
+		in.err = ErrNotConnected // never opened
 	case c.state == Closed:
 		in.err = io.EOF
 	default:
