@@ -12,7 +12,9 @@ import (
 // must remember, and keeps no state; the ACK that completes the handshake
 // brings it back. The ISS is
 //
-//	hash(secret, 4-tuple, IRS, minute counter) [24 bits] | counter [5 bits] | MSS index [3 bits]
+//	hash(secret, 4-tuple, IRS, counter, MSS index) [24 bits] | counter [5 bits] | MSS index [3 bits]
+//
+// where the counter ticks every 64 s and a cookie is good for two ticks.
 //
 // and, when the SYN carried timestamps, the low 6 bits of our TSval hold
 // the peer's window scale and SACK-permitted, which TSecr echoes.
@@ -24,8 +26,8 @@ var cookieMSS = [8]int{536, 1300, 1440, 1460, 4312, 8960, 8960, 8960}
 
 func cookieCount(now mono.Time) uint32 { return uint32(int64(now) / int64(cookiePeriod)) }
 
-func (c *Conn) cookieHash(irs seq.Value, count uint32) uint32 {
-	return uint32(tupleHash(&c.cfg.ISNKey, c.ep.Local, c.ep.Remote, uint64(irs)<<32|uint64(count)|1<<31))
+func (c *Conn) cookieHash(irs seq.Value, count uint32, mi uint32) uint32 {
+	return uint32(tupleHash(&c.cfg.ISNKey, c.ep.Local, c.ep.Remote, uint64(irs)<<32|uint64(count&0xfffff)<<3|uint64(mi)|1<<31))
 }
 
 // sendCookieSYNACK answers a SYN in LISTEN statelessly.
@@ -37,7 +39,7 @@ func (c *Conn) sendCookieSYNACK(now mono.Time, s *Segment) {
 		}
 	}
 	count := cookieCount(now)
-	c.ISS = seq.Value(c.cookieHash(c.IRS, count)<<8 | (count&0x1f)<<3 | uint32(mi))
+	c.ISS = seq.Value(c.cookieHash(c.IRS, count, uint32(mi))<<8 | (count&0x1f)<<3 | uint32(mi))
 	if !c.tsOK {
 		// Without timestamps there is nowhere to keep them.
 		c.wsOK, c.sackOK, c.SndScale, c.RcvScale = false, false, 0, 0
@@ -82,7 +84,7 @@ func (c *Conn) acceptCookie(in *Input) bool {
 	count := cookieCount(in.at)
 	ok := false
 	for _, cand := range [2]uint32{count, count - 1} {
-		if v>>3&0x1f == cand&0x1f && v>>8 == c.cookieHash(irs, cand)&0xffffff {
+		if v>>3&0x1f == cand&0x1f && v>>8 == c.cookieHash(irs, cand, v&7)&0xffffff {
 			ok = true
 			break
 		}

@@ -1,0 +1,368 @@
+package tcp
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/mono"
+)
+
+// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): an ACK for at least every
+// second full-sized segment, and none later than the timer (40 ms, Linux's
+// minimum).
+func TestDelayedACKEverySecondSegment(t *testing.T) {
+	h := established(t)
+	d := payload(1460)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: d})
+	h.ExpectNothing()
+	h.Send(S{Flags: ACK, Seq: 301 + 1460, Ack: 101, Wnd: hWnd, Data: d})
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301 + 2920, Wnd: hWnd - 2920})
+	h.Send(S{Flags: ACK, Seq: 301 + 2920, Ack: 101, Wnd: hWnd, Data: d[:100]})
+	h.ExpectNothing()
+	if got := h.AdvanceToDeadline(); got != 40*time.Millisecond {
+		t.Fatalf("delayed ACK after %v", got)
+	}
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301 + 3020, Wnd: hWnd - 3020}) // the right edge stays until a read
+}
+
+// An ACK owed rides on outgoing data instead of its own segment.
+func TestACKPiggybacked(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 101, Wnd: hWnd, Data: []byte("req")})
+	h.ExpectNothing()
+	h.ReadAll()
+	h.Write("resp")
+	h.Expect(S{Flags: ACK | PSH, Seq: 101, Ack: 304, Wnd: hWnd, Data: []byte("resp")})
+	if h.c.delackAt != mono.Never {
+		t.Fatal("delayed-ACK timer still armed after the piggybacked ACK")
+	}
+	h.Advance(50 * time.Millisecond)
+	h.ExpectNothing()
+}
+
+// Nagle's algorithm (RFC 9293 §3.7.4): a short segment waits while data is
+// unacknowledged; NoDelay sends at once.
+func TestNagle(t *testing.T) {
+	h := established(t)
+	h.Write("a")
+	h.Expect(S{Flags: ACK | PSH, Seq: 101, Ack: 301, Wnd: hWnd, Data: []byte("a")})
+	h.Write("b")
+	h.Write("c")
+	h.ExpectNothing()
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 102, Wnd: hWnd})
+	h.Expect(S{Flags: ACK | PSH, Seq: 102, Ack: 301, Wnd: hWnd, Data: []byte("bc")})
+	h.c.NoDelay = true
+	h.Write("d")
+	h.Expect(S{Flags: ACK | PSH, Seq: 104, Ack: 301, Wnd: hWnd, Data: []byte("d")})
+}
+
+// Zero window: the persist timer probes with Linux's probe (SEQ=SND.UNA-1,
+// no data), backing off, until the window opens.
+func TestZeroWindowProbe(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 0})
+	h.Write("hello")
+	h.ExpectNothing()
+	rto := h.c.RTO()
+	if d := h.AdvanceToDeadline(); d != rto {
+		t.Fatalf("first probe after %v, want %v", d, rto)
+	}
+	probe := S{Flags: ACK, Seq: 100, Ack: 301, Wnd: hWnd}
+	h.Expect(probe)
+	if d := h.AdvanceToDeadline(); d != 2*rto {
+		t.Fatalf("second probe after %v, want %v", d, 2*rto)
+	}
+	h.Expect(probe)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 0}) // still closed
+	h.ExpectNothing()
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 1000}) // opens
+	h.Expect(S{Flags: ACK | PSH, Seq: 101, Ack: 301, Wnd: hWnd, Data: []byte("hello")})
+	if h.stats.WindowProbes != 2 {
+		t.Fatalf("probes %d", h.stats.WindowProbes)
+	}
+}
+
+// Sender silly-window avoidance: a window that opens by a sliver while
+// data is in flight is not used for a tiny segment.
+func TestSenderSWS(t *testing.T) {
+	h := established(t)
+	h.Write(string(payload(3000)))
+	h.Took()
+	// The peer acknowledges everything but offers only 10 bytes.
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101 + 1460, Wnd: 10})
+	h.ExpectNothing()
+}
+
+// Receiver silly-window avoidance: the window opens only by a useful
+// amount after the application reads a little.
+func TestReceiverSWS(t *testing.T) {
+	h := established(t)
+	// Fill the buffer to 100 bytes short of full.
+	for off := 0; off < hWnd-100; {
+		n := min(1460, hWnd-100-off)
+		h.Send(S{Flags: ACK, Seq: seqv(301 + uint32(off)), Ack: 101, Wnd: hWnd, Data: payload(n)})
+		off += n
+	}
+	h.Took()
+	if h.c.RcvWnd != 100 {
+		t.Fatalf("window %d", h.c.RcvWnd)
+	}
+	// Reading 10 bytes must not advertise a 110-byte window.
+	h.c.Read(h.now, make([]byte, 10))
+	h.ExpectNothing()
+	h.c.Read(h.now, make([]byte, 3000))
+	got := h.Took()
+	if len(got) != 1 || got[0].Wnd != 3110 {
+		t.Fatalf("window update %v, want one ACK with window 3110", got)
+	}
+}
+
+// Keepalive: after the idle time, a probe every interval; after KeepCount
+// unanswered, ETIMEDOUT. An answer resets the count.
+func TestKeepalive(t *testing.T) {
+	h := established(t, func(c *Config) { c.KeepCount = 3 })
+	h.c.SetKeepAlive(h.now, true, 10*time.Second)
+	if d := h.AdvanceToDeadline(); d != 10*time.Second {
+		t.Fatalf("first probe after %v", d)
+	}
+	probe := S{Flags: ACK, Seq: 100, Ack: 301, Wnd: hWnd}
+	h.Expect(probe)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd}) // the answer
+	if d := h.AdvanceToDeadline(); d != 10*time.Second {
+		t.Fatalf("probe after an answer after %v", d)
+	}
+	h.Expect(probe)
+	for range 2 {
+		if d := h.AdvanceToDeadline(); d != 75*time.Second {
+			t.Fatalf("probe interval %v", d)
+		}
+		h.Expect(probe)
+	}
+	h.AdvanceToDeadline()
+	h.wantState(Closed)
+	if !errors.Is(h.c.Err(), ErrTimeout) {
+		t.Fatalf("err %v", h.c.Err())
+	}
+}
+
+// TIME-WAIT: a SYN with a higher sequence number reopens the tuple; one
+// with a lower one gets a challenge ACK. With timestamps, a newer
+// timestamp decides.
+func TestTimeWaitReuse(t *testing.T) {
+	h := cellFixture(t, TimeWait)
+	h.Send(S{Flags: SYN, Seq: 200, Wnd: hWnd, Opts: synOpts})
+	h.Expect(S{Flags: ACK, Seq: 102, Ack: 302, Wnd: hWnd})
+	h.wantState(TimeWait)
+	h.Send(S{Flags: SYN, Seq: 5000, Wnd: hWnd, Opts: synOpts})
+	h.ExpectNothing()
+	h.wantState(Closed)
+	if h.c.TakeEvents()&EventReuse == 0 {
+		t.Fatal("no EventReuse")
+	}
+	if iss := h.c.ReuseISS(); iss != 102+65537 {
+		t.Fatalf("reuse ISS %d", iss)
+	}
+}
+
+func TestTimeWaitRestartsOnFIN(t *testing.T) {
+	h := cellFixture(t, TimeWait)
+	h.Advance(30 * time.Second)
+	h.Send(S{Flags: FIN | ACK, Seq: 301, Ack: 102, Wnd: hWnd}) // the peer's FIN again
+	h.Expect(S{Flags: ACK, Seq: 102, Ack: 302, Wnd: hWnd})
+	if d := h.AdvanceToDeadline(); d != 60*time.Second {
+		t.Fatalf("TIME-WAIT not restarted: ended after %v", d)
+	}
+	h.wantState(Closed)
+}
+
+// RFC 5961 §3: a RST in the window but not at RCV.NXT gets a challenge
+// ACK and changes nothing; one outside the window is dropped silently; only
+// the exact one resets.
+func TestRFC5961BlindReset(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: RST, Seq: 301 + 1000})
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
+	h.wantState(Established)
+	h.Send(S{Flags: RST, Seq: 301 + hWnd + 5})
+	h.ExpectNothing()
+	h.Send(S{Flags: RST | ACK, Seq: 301, Ack: 101})
+	h.wantState(Closed)
+	if h.stats.ChallengeACKs != 1 {
+		t.Fatalf("challenge ACKs %d", h.stats.ChallengeACKs)
+	}
+}
+
+// RFC 5961 §4: a SYN in a synchronized state, in the window or not, gets a
+// challenge ACK; the connection stays.
+func TestRFC5961BlindSYN(t *testing.T) {
+	h := established(t)
+	for _, sq := range []uint32{301, 301 + 100, 7} {
+		h.Send(S{Flags: SYN, Seq: seqv(sq), Wnd: hWnd, Opts: synOpts})
+		h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
+		h.wantState(Established)
+	}
+}
+
+// RFC 5961 §5: data whose ACK acknowledges what was never sent, or is older
+// than the largest window, is answered with an ACK and not accepted.
+func TestRFC5961BlindDataInjection(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 101 + 10, Wnd: hWnd, Data: []byte("evil")})
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: seqv(101).Sub(hWnd + 10), Wnd: hWnd, Data: []byte("evil")})
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
+	if h.c.Readable() != 0 {
+		t.Fatal("injected data accepted")
+	}
+	// An old but plausible ACK (within the window behind SND.UNA) is fine.
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 100, Wnd: hWnd, Data: []byte("ok")})
+	if h.ReadAll() != "ok" {
+		t.Fatal("valid data refused")
+	}
+}
+
+// Window scaling and timestamps are negotiated from the SYNs (RFC 7323):
+// the peer's window is scaled by its shift, ours by ours, and every segment
+// carries timestamps echoing TS.Recent.
+func TestWindowScaleAndTimestamps(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.NoTimestamps = false; c.ReceiveBufferMax = 1 << 20 })
+	h.c.SetISS(100)
+	h.c.Connect(h.now)
+	syn := h.Took()[0]
+	if !syn.Opts.HasWindowScale || syn.Opts.WindowScale != 5 || !syn.Opts.HasTimestamps || syn.Opts.TSEcr != 0 {
+		t.Fatalf("SYN options %v, want wscale 5 and TS", syn.Opts)
+	}
+	peer := synOpts
+	peer.WindowScale = 3
+	peer.HasTimestamps, peer.TSVal, peer.TSEcr = true, 7777, syn.Opts.TSVal
+	h.Send(S{Flags: SYN | ACK, Seq: 300, Ack: 101, Wnd: 1000, Opts: peer})
+	ack := h.Took()[0]
+	if ack.Opts.TSEcr != 7777 || ack.Wnd != uint16((1<<20)>>5) {
+		t.Fatalf("ACK %v", ack)
+	}
+	if h.c.SndWnd != 1000 { // a SYN's window is not scaled
+		t.Fatalf("SND.WND %d", h.c.SndWnd)
+	}
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 1000, Opts: Options{HasTimestamps: true, TSVal: 7778, TSEcr: ack.Opts.TSVal}})
+	if h.c.SndWnd != 8000 || h.c.TSRecent != 7778 {
+		t.Fatalf("SND.WND %d TS.Recent %d", h.c.SndWnd, h.c.TSRecent)
+	}
+	if h.c.MSS() != 1460-12 {
+		t.Fatalf("MSS %d, want 1448 with timestamps", h.c.MSS())
+	}
+	// PAWS: an older timestamp is rejected with an ACK.
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 101, Wnd: 1000, Data: []byte("old"), Opts: Options{HasTimestamps: true, TSVal: 7000}})
+	got := h.Took()
+	if len(got) != 1 || got[0].Ack != 301 || h.c.Readable() != 0 || h.stats.PAWSRejected != 1 {
+		t.Fatalf("PAWS: sent %v, readable %d, rejected %d", got, h.c.Readable(), h.stats.PAWSRejected)
+	}
+}
+
+// The MSS we send is the smaller of the peer's and our path's; a peer that
+// offers none gets 536.
+func TestMSSClamp(t *testing.T) {
+	for _, tc := range []struct {
+		peer Options
+		want int
+	}{
+		{Options{HasMSS: true, MSS: 9000}, 1460},
+		{Options{HasMSS: true, MSS: 1000}, 1000},
+		{Options{}, 536},
+	} {
+		h := newHarness(t)
+		h.c.SetISS(100)
+		h.c.Connect(h.now)
+		h.Send(S{Flags: SYN | ACK, Seq: 300, Ack: 101, Wnd: hWnd, Opts: tc.peer})
+		if h.c.MSS() != tc.want {
+			t.Errorf("peer %v: MSS %d, want %d", tc.peer, h.c.MSS(), tc.want)
+		}
+	}
+}
+
+// Out of order: data beyond a hole is queued and SACKed, the hole's arrival
+// delivers everything, and the queue is bounded.
+func TestOutOfOrderAndSACK(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK, Seq: 301 + 100, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	want := S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd}
+	want.Opts.NumSACK = 1
+	want.Opts.SACKBlocks[0] = SACKBlock{401, 501}
+	h.Expect(want)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 501, Wnd: hWnd - 200})
+	if h.c.Readable() != 200 {
+		t.Fatalf("readable %d", h.c.Readable())
+	}
+	// A duplicate gets a D-SACK block (RFC 2883).
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	d := S{Flags: ACK, Seq: 101, Ack: 501, Wnd: hWnd - 200}
+	d.Opts.NumSACK = 1
+	d.Opts.SACKBlocks[0] = SACKBlock{301, 401}
+	h.Expect(d)
+
+	q := established(t, func(c *Config) { c.OOOSegmentsMax = 2 })
+	for i := 1; i <= 3; i++ {
+		q.Send(S{Flags: ACK, Seq: seqv(301 + uint32(i)*200), Ack: 101, Wnd: hWnd, Data: payload(100)})
+	}
+	if q.c.ooo.len() != 2 || q.stats.OutOfOrderDropped != 1 {
+		t.Fatalf("queue %d, dropped %d", q.c.ooo.len(), q.stats.OutOfOrderDropped)
+	}
+}
+
+// SYN cookies: with the SYN queue full, a SYN is answered statelessly and
+// the ACK that echoes the cookie builds the connection, options included.
+func TestSYNCookies(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.NoTimestamps = false; c.ISNKey = [16]byte{1, 2, 3} })
+	h.c.Listen(h.now, true)
+	peer := synOpts
+	peer.WindowScale = 2
+	peer.HasTimestamps, peer.TSVal = true, 555
+	h.Send(S{Flags: SYN, Seq: 1000, Wnd: 4000, Opts: peer})
+	h.wantState(Listen)
+	sa := h.Took()[0]
+	if sa.Flags != SYN|ACK || sa.Ack != 1001 || !sa.Opts.HasWindowScale || !sa.Opts.SACKPermitted {
+		t.Fatalf("cookie SYN,ACK %v", sa)
+	}
+	// A forged ACK with a wrong cookie is reset.
+	l2 := newHarness(t, func(c *Config) { c.NoTimestamps = false; c.ISNKey = [16]byte{1, 2, 3} })
+	l2.c.Listen(l2.now, true)
+	l2.Send(S{Flags: ACK, Seq: 1001, Ack: sa.Seq + 2, Wnd: 4000})
+	l2.wantState(Listen)
+	if l2.stats.CookiesRejected != 1 || len(l2.Took()) != 1 {
+		t.Fatal("forged cookie not rejected with a RST")
+	}
+	// The real ACK, a second later, on a fresh LISTEN TCB.
+	h2 := newHarness(t, func(c *Config) { c.NoTimestamps = false; c.ISNKey = [16]byte{1, 2, 3} })
+	h2.now = h.now.Add(time.Second)
+	h2.c.Listen(h2.now, true)
+	h2.Send(S{Flags: ACK, Seq: 1001, Ack: sa.Seq + 1, Wnd: 4000,
+		Opts: Options{HasTimestamps: true, TSVal: 556, TSEcr: sa.Opts.TSVal}, Data: []byte("GET")})
+	h2.wantState(Established)
+	c := h2.c
+	if c.SndScale != 2 || !c.sackOK || !c.tsOK || c.SndWnd != 16000 || c.Readable() != 3 || c.MSS() != 1460-12 {
+		t.Fatalf("cookie connection: wscale %d sack %v ts %v wnd %d readable %d mss %d",
+			c.SndScale, c.sackOK, c.tsOK, c.SndWnd, c.Readable(), c.MSS())
+	}
+}
+
+// Simultaneous close and half-close keep data flowing the open way.
+func TestHalfClose(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: FIN | ACK, Seq: 301, Ack: 101, Wnd: hWnd})
+	h.wantState(CloseWait)
+	h.Took()
+	h.Write("after your FIN")
+	h.Expect(S{Flags: ACK | PSH, Seq: 101, Ack: 302, Wnd: hWnd, Data: []byte("after your FIN")})
+}
+
+// A closed socket that receives data resets the connection (Linux).
+func TestOrphanDataResets(t *testing.T) {
+	h := established(t)
+	h.c.Close(h.now)
+	h.c.SetOrphan(h.now)
+	h.Took()
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 102, Wnd: hWnd, Data: []byte("late")})
+	h.Expect(S{Flags: RST, Seq: 102})
+	h.wantState(Closed)
+}
