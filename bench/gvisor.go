@@ -119,6 +119,19 @@ func (p *gvisorPair) Dial(from int, port uint16) (net.Conn, error) {
 
 func (p *gvisorPair) Wire() (ab, ba laneStats) { return p.ab.stats(), p.ba.stats() }
 
+func (p *gvisorPair) Counters() map[string]uint64 {
+	a, b := p.a.Stats().TCP, p.b.Stats().TCP
+	sum := func(f func(tcpip.TCPStats) *tcpip.StatCounter) uint64 { return f(a).Value() + f(b).Value() }
+	return map[string]uint64{
+		"segments_sent":    sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.SegmentsSent }),
+		"retransmits":      sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.Retransmits }),
+		"fast_retransmits": sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.FastRetransmit }),
+		"timeouts":         sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.Timeouts }),
+		"listen_overflows": sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.ListenOverflowSynDrop }) +
+			sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.ListenOverflowAckDrop }),
+	}
+}
+
 func (p *gvisorPair) Close() error {
 	p.a.Close()
 	p.b.Close()

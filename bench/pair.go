@@ -20,6 +20,9 @@ type Pair interface {
 	Dial(from int, port uint16) (net.Conn, error)
 	// Wire reports the counters of both lanes.
 	Wire() (ab, ba laneStats)
+	// Counters reports a few TCP counters of both stacks, summed, for the
+	// JSON record: they explain a slow run (retransmissions, timeouts).
+	Counters() map[string]uint64
 	// Close closes both stacks and the wire.
 	Close() error
 }

@@ -98,6 +98,19 @@ func tapstackConnOptions(c *netstack.TCPConn, defaultBufs bool) error {
 
 func (p *tapstackPair) Wire() (ab, ba laneStats) { return p.ab.stats(), p.ba.stats() }
 
+func (p *tapstackPair) Counters() map[string]uint64 {
+	a, b := p.a.Stats().TCP, p.b.Stats().TCP
+	return map[string]uint64{
+		"segments_sent":    a.SegmentsSent + b.SegmentsSent,
+		"retransmits":      a.Retransmits + b.Retransmits,
+		"fast_retransmits": a.FastRetransmits + b.FastRetransmits,
+		"timeouts":         a.Timeouts + b.Timeouts,
+		"delayed_acks":     a.DelayedACKs + b.DelayedACKs,
+		"window_probes":    a.WindowProbes + b.WindowProbes,
+		"listen_overflows": a.ListenOverflows + b.ListenOverflows,
+	}
+}
+
 func (p *tapstackPair) Close() error {
 	return errors.Join(p.a.Close(), p.b.Close())
 }

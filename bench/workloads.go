@@ -67,6 +67,7 @@ func withPair(sp spec, stackName string, cfg pairConfig, run func(Pair, spec) (m
 	}
 	ab, ba := p.Wire()
 	m.info["wire_ab"], m.info["wire_ba"] = ab, ba
+	m.info["tcp"] = p.Counters()
 	return m, errors.Join(err, p.Close())
 }
 
@@ -464,6 +465,7 @@ func runIdle(sp spec, stackName string) (measure, error) {
 	m.add("heap per pair", "B", lower, float64(int64(heap1)-int64(heap0))/n)
 	m.add("RSS per pair", "B", lower, float64(int64(rss1)-int64(rss0))/n)
 	m.add("establish all", "s", lower, elapsed.Seconds())
+	m.info = map[string]any{"tcp": p.Counters()}
 	runtime.KeepAlive(server)
 	runtime.KeepAlive(client)
 	return m, nil
