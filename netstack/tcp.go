@@ -101,6 +101,12 @@ func (s *Stack) tcpInputLocked(now mono.Time, nic *NIC, h ip.IPv4) {
 	key := tcpKey{local: netip.AddrPortFrom(h.Dst(), th.DstPort()), remote: netip.AddrPortFrom(h.Src(), th.SrcPort())}
 	var reuse *tcp.Conn
 	if tc := t.conns[key]; tc != nil {
+		if tc.inSynQ && len(tc.ln.acceptQ) >= tc.ln.backlog {
+			// The handshake cannot complete into a full accept queue: drop
+			// the segment and let the peer retry, as Linux does.
+			st.ListenOverflows++
+			return
+		}
 		tc.c.Input(now, seg)
 		if tc.afterLocked(now)&tcp.EventReuse == 0 {
 			return

@@ -115,6 +115,12 @@ func (ln *TCPListener) SetBacklog(n int) {
 func (ln *TCPListener) inputLocked(now mono.Time, key tcpKey, seg *tcp.Segment, reuse *tcp.Conn) {
 	s := ln.s
 	t := &s.tcp
+	if ev, _ := tcp.Classify(seg.Flags); (ev == tcp.SegACK || ev == tcp.SegFIN) && len(ln.acceptQ) >= ln.backlog {
+		// Perhaps a SYN cookie's ACK, with nowhere to put the connection:
+		// drop it and let the peer retry, as Linux does.
+		s.stats.TCP.ListenOverflows++
+		return
+	}
 	c := t.scratch
 	c.Reset(&t.cfg, tcp.Endpoint{Local: key.local, Remote: key.remote, MSS: s.mssForLocked(key.local.Addr(), key.remote.Addr())})
 	if reuse != nil {
@@ -126,11 +132,6 @@ func (ln *TCPListener) inputLocked(now mono.Time, key tcpKey, seg *tcp.Segment, 
 	switch c.State() {
 	case tcp.Listen, tcp.Closed:
 		return
-	case tcp.Established: // from a SYN cookie
-		if len(ln.acceptQ) >= ln.backlog {
-			s.stats.TCP.ListenOverflows++
-			return
-		}
 	}
 	t.scratch = new(tcp.Conn)
 	tc := newTCPConn(s, c, key)

@@ -125,3 +125,83 @@ func TestTCPBulkLossy(t *testing.T) {
 		t.Errorf("no fast retransmits: losses were only recovered by timeouts")
 	}
 }
+
+// A SYN for a tuple in TIME-WAIT with a higher sequence number opens a new
+// connection (RFC 9293 §3.6.1): the server closed first, the client
+// redials from the same port.
+func TestTCPTimeWaitReuse(t *testing.T) {
+	n := newTestNet(t)
+	a, b, _, _ := n.pair(1500)
+	ln, err := b.ListenTCP(netip.AddrPortFrom(addrB, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := netip.AddrPortFrom(addrA, 40000)
+	for round := range 2 {
+		c, err := a.StartDialTCP(local, netip.AddrPortFrom(addrB, 80))
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		var sv *TCPConn
+		n.runUntilCond(func() bool {
+			if sv == nil {
+				sv, _ = ln.TryAccept()
+			}
+			return sv != nil && c.State() == tcp.Established
+		}, 10*time.Second, a, b)
+		if sv == nil {
+			t.Fatalf("round %d: not accepted; client %v", round, c.State())
+		}
+		sv.Close()
+		n.runUntilCond(func() bool { return c.State() == tcp.CloseWait }, time.Second, a, b)
+		c.Close()
+		n.runUntilCond(func() bool { return c.State() == tcp.Closed }, time.Second, a, b)
+		b.mu.Lock()
+		st := b.tcp.conns[tcpKey{local: netip.AddrPortFrom(addrB, 80), remote: local}].c.State()
+		b.mu.Unlock()
+		if st != tcp.TimeWait {
+			t.Fatalf("round %d: server side %v, want TIME-WAIT", round, st)
+		}
+	}
+}
+
+// With the SYN queue full, a listener answers with SYN cookies and still
+// completes the handshakes.
+func TestTCPSYNCookiesWhenQueueFull(t *testing.T) {
+	n := newTestNet(t)
+	a, b, _, _ := n.pair(1500)
+	ln, err := b.ListenTCP(netip.AddrPortFrom(addrB, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetBacklog(2)
+	var clients []*TCPConn
+	for range 5 {
+		c, err := a.StartDialTCP(netip.AddrPort{}, netip.AddrPortFrom(addrB, 80))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Data queued now follows the handshake, and its retransmission
+		// carries the cookie again if the accept queue was full.
+		if _, err := c.TryWrite([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	accepted := 0
+	n.runUntilCond(func() bool {
+		for {
+			sv, err := ln.TryAccept()
+			if err != nil {
+				break
+			}
+			accepted++
+			sv.Close()
+		}
+		return accepted == 5
+	}, time.Minute, a, b)
+	st := b.Stats().TCP
+	if accepted != 5 || st.CookiesSent == 0 || st.CookiesAccepted != st.CookiesSent {
+		t.Fatalf("accepted %d; cookies sent %d accepted %d", accepted, st.CookiesSent, st.CookiesAccepted)
+	}
+}
