@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"net"
 	"os/exec"
@@ -273,6 +274,9 @@ func TestPlan(t *testing.T) {
 	if got := fmtBytes(128 << 20); got != "128MiB" {
 		t.Error(got)
 	}
+	if got := reproduce([]string{"-all", "-json", "x.json", "-md=y.md", "-runs", "5"}); got != "go -C bench run . -all -runs 5" {
+		t.Error(got)
+	}
 	if got := slug("lossy 1x64MiB mtu1500 1%loss"); got != "lossy-1x64MiB-mtu1500-1pctloss" {
 		t.Error(got)
 	}
@@ -288,11 +292,11 @@ func TestChildProtocol(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	res := runChild(exe, spec{Name: "checksum 64B", Kind: "checksum", Size: 64, Duration: time.Millisecond}, "tapstack", 1, "", time.Minute)
+	res := runChild(context.Background(), exe, spec{Name: "checksum 64B", Kind: "checksum", Size: 64, Duration: time.Millisecond}, "tapstack", 1, "", time.Minute)
 	if res.Error != "" || len(res.Metrics) != 1 || res.Run != 1 || res.Stack != "tapstack" {
 		t.Fatalf("%+v", res)
 	}
-	res = runChild(exe, spec{Name: "x", Kind: "nonsense"}, "gvisor", 2, "", time.Minute)
+	res = runChild(context.Background(), exe, spec{Name: "x", Kind: "nonsense"}, "gvisor", 2, "", time.Minute)
 	if !strings.Contains(res.Error, "unknown case kind") {
 		t.Fatalf("%+v", res)
 	}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,10 +103,15 @@ func main() {
 		fatalf("finding this program to re-execute: %v", err)
 	}
 
+	// An interrupted parent stops its running child too.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	specs := plan(sel, sz)
 	rep := newReport(specs, stackSel)
 	began := time.Now()
-	for r := 1; r <= *runs; r++ {
+	load0 := loadAverage()
+	for r := 1; r <= *runs && ctx.Err() == nil; r++ {
 		order := stackSel
 		if r%2 == 0 {
 			order = reversed(stackSel)
@@ -116,7 +122,10 @@ func main() {
 				if *profDir != "" && r == 1 {
 					prof = filepath.Join(*profDir, slug(sp.Name)+"."+st+".pprof")
 				}
-				res := runChild(exe, sp, st, r, prof, *timeout)
+				if ctx.Err() != nil {
+					break
+				}
+				res := runChild(ctx, exe, sp, st, r, prof, *timeout)
 				fmt.Fprintf(os.Stderr, "[run %d/%d] %-40s %-8s %s\n", r, *runs, sp.Name, st, summary(res))
 				rep.add(res)
 			}
@@ -124,8 +133,12 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "%d runs of %d cases on %d stacks in %s\n", *runs, len(specs), len(stackSel), time.Since(began).Round(time.Second))
 
+	if ctx.Err() != nil {
+		fatalf("interrupted")
+	}
 	rep.machine = describeMachine()
-	rep.command = "go -C bench run . " + strings.Join(os.Args[1:], " ")
+	rep.load = [2]string{load0, loadAverage()}
+	rep.command = reproduce(os.Args[1:])
 	rep.date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
 	rep.writeText(os.Stdout)
 	if *mdOut != "" {
@@ -151,13 +164,13 @@ func main() {
 }
 
 // runChild runs one case on one stack in a fresh process.
-func runChild(exe string, sp spec, stackName string, run int, prof string, limit time.Duration) result {
+func runChild(ctx context.Context, exe string, sp spec, stackName string, run int, prof string, limit time.Duration) result {
 	b, _ := json.Marshal(sp)
 	args := []string{"-child", string(b), "-stack", stackName, "-run", strconv.Itoa(run)}
 	if prof != "" {
 		args = append(args, "-child-cpuprofile", prof)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
 	var stdout, stderr bytes.Buffer
@@ -186,6 +199,40 @@ func runChild(exe string, sp spec, stackName string, run int, prof string, limit
 		}
 	}
 	return res
+}
+
+// reproduce is the command line that repeats this run, without the flags
+// that only say where output goes.
+func reproduce(args []string) string {
+	out := []string{"go", "-C", "bench", "run", "."}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		name, _, hasValue := strings.Cut(name, "=")
+		switch name {
+		case "json", "md", "cpuprofile":
+			if !hasValue {
+				i++ // the value is the next argument
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
+
+// loadAverage is the 1-minute load average, a hint of how shared the
+// machine was during a run.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func lastLine(b []byte) []byte {

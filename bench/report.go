@@ -21,6 +21,7 @@ type report struct {
 	by      map[string]map[string][]result // case -> stack -> runs
 
 	machine machine
+	load    [2]string // 1-minute load average before and after
 	command string
 	date    string
 }
@@ -196,7 +197,7 @@ func (r *report) cells(w row) []string {
 }
 
 func (r *report) writeText(out io.Writer) {
-	fmt.Fprintf(out, "%s\n", r.machine)
+	fmt.Fprintf(out, "%s; load average %s before, %s after\n", r.machine, r.load[0], r.load[1])
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(r.header(), "\t"))
 	for _, w := range r.rows() {
@@ -209,7 +210,7 @@ func (r *report) writeText(out io.Writer) {
 func (r *report) writeMarkdown(out io.Writer) {
 	fmt.Fprintf(out, "Machine: %s  \n", r.machine)
 	fmt.Fprintf(out, "Command: `%s`  \n", r.command)
-	fmt.Fprintf(out, "Date: %s\n\n", r.date)
+	fmt.Fprintf(out, "Date: %s; load average %s before, %s after\n\n", r.date, r.load[0], r.load[1])
 	h := r.header()
 	fmt.Fprintf(out, "| %s |\n", strings.Join(h, " | "))
 	seps := make([]string, len(h))
@@ -258,6 +259,7 @@ func (r *report) jsonValue() any {
 		"machine": r.machine,
 		"command": r.command,
 		"date":    r.date,
+		"load":    r.load,
 		"rows":    rows,
 		"results": r.results,
 	}
