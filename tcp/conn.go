@@ -253,6 +253,7 @@ type Conn struct {
 	rtoAt, persistAt, delackAt, keepAt, waitAt mono.Time
 
 	hdr HeaderFields // scratch for output: keeps SendSegment's argument off the heap
+	in  Input        // scratch for dispatch: the table's indirect call would move a local to the heap
 }
 
 // NewConn returns a connection in CLOSED for the endpoint.
@@ -330,8 +331,9 @@ func (c *Conn) setState(s State) {
 
 // Connect is the active OPEN: it sends a SYN.
 func (c *Conn) Connect(now mono.Time) error {
-	in := Input{ev: UserOpenActive, at: now}
-	c.dispatch(&in)
+	in := &c.in
+	*in = Input{ev: UserOpenActive, at: now}
+	c.dispatch(in)
 	return in.err
 }
 
@@ -339,9 +341,10 @@ func (c *Conn) Connect(now mono.Time) error {
 // from its endpoint's remote address. cookies says to answer with a SYN
 // cookie and stay in LISTEN (the listener's SYN queue is full).
 func (c *Conn) Listen(now mono.Time, cookies bool) error {
-	in := Input{ev: UserOpenPassive, at: now}
+	in := &c.in
+	*in = Input{ev: UserOpenPassive, at: now}
 	c.listenCookies = cookies
-	c.dispatch(&in)
+	c.dispatch(in)
 	return in.err
 }
 
@@ -349,8 +352,9 @@ func (c *Conn) Listen(now mono.Time, cookies bool) error {
 // the windows allow. It returns the number of bytes taken; ErrWouldBlock
 // when the buffer is full.
 func (c *Conn) Write(now mono.Time, p []byte) (int, error) {
-	in := Input{ev: UserSend, at: now, buf: p}
-	c.dispatch(&in)
+	in := &c.in
+	*in = Input{ev: UserSend, at: now, buf: p}
+	c.dispatch(in)
 	return in.n, in.err
 }
 
@@ -358,22 +362,25 @@ func (c *Conn) Write(now mono.Time, p []byte) (int, error) {
 // stream it returns io.EOF; with nothing to read yet, ErrWouldBlock; after
 // an abnormal close, the reason once the data is read.
 func (c *Conn) Read(now mono.Time, p []byte) (int, error) {
-	in := Input{ev: UserReceive, at: now, buf: p}
-	c.dispatch(&in)
+	in := &c.in
+	*in = Input{ev: UserReceive, at: now, buf: p}
+	c.dispatch(in)
 	return in.n, in.err
 }
 
 // Close is CLOSE: no more data will be sent; a FIN follows what is queued.
 func (c *Conn) Close(now mono.Time) error {
-	in := Input{ev: UserClose, at: now}
-	c.dispatch(&in)
+	in := &c.in
+	*in = Input{ev: UserClose, at: now}
+	c.dispatch(in)
 	return in.err
 }
 
 // Abort is ABORT: the connection is reset and closed at once.
 func (c *Conn) Abort(now mono.Time) error {
-	in := Input{ev: UserAbort, at: now}
-	c.dispatch(&in)
+	in := &c.in
+	*in = Input{ev: UserAbort, at: now}
+	c.dispatch(in)
 	return in.err
 }
 
@@ -395,8 +402,9 @@ func (c *Conn) Input(now mono.Time, s *Segment) {
 		c.count(func(st *Stats) { st.BadFlags++ })
 		return
 	}
-	in := Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN}
-	c.dispatch(&in)
+	in := &c.in
+	*in = Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN}
+	c.dispatch(in)
 }
 
 // OnTimer runs every timer due at or before now.
@@ -414,8 +422,9 @@ func (c *Conn) OnTimer(now mono.Time) {
 	for _, t := range timers {
 		if *t.at <= now {
 			*t.at = mono.Never
-			in := Input{ev: t.ev, at: now}
-			c.dispatch(&in)
+			in := &c.in
+			*in = Input{ev: t.ev, at: now}
+			c.dispatch(in)
 		}
 	}
 }
