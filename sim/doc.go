@@ -66,6 +66,10 @@
 // delivered. Hosts report netstack.Stats, Dirs DirStats and impair.Stats,
 // switches SwitchStats.
 //
+// RunTransfer is the scenario behind `tapstack sim`: two hosts, one
+// impaired link, a transfer, a Result whose String is the summary ending
+// in the `trace:` line, and Command to replay it.
+//
 // # Reproducing a failure
 //
 // A failing seed is a bug report: the package's tests take -seed N to run

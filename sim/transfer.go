@@ -1,0 +1,305 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/tapstack/tapstack/mono"
+	"github.com/tapstack/tapstack/sim/impair"
+)
+
+// TransferOptions is the scenario behind `tapstack sim`: two hosts on one
+// point-to-point link, both directions impaired alike, Conns connections
+// (or flows) of Bytes bytes each from the client to the server.
+type TransferOptions struct {
+	Seed                        uint64
+	Loss, Reorder, Dup, Corrupt impair.Prob
+	Delay                       time.Duration // one way
+	// Rate limits each direction in bits/s (0: unlimited), with the
+	// impairment model's default queue.
+	Rate uint64
+	// Partitions cut both directions during these intervals.
+	Partitions []impair.Interval
+	Bytes      int64 // per connection
+	Conns      int
+	// Transport carries the connections; nil sends a UDP flow per
+	// connection instead (see RunTransfer).
+	Transport Transport
+	// UDPInterval is the time between one flow's datagrams when Transport
+	// is nil; 0 means 1ms (11.6 Mbit/s per flow).
+	UDPInterval time.Duration
+	// Limit bounds the run in virtual time; 0 means 1h (streams) or the
+	// flows' sending time plus 10s (UDP).
+	Limit time.Duration
+	// Pcap, if set, receives a capture of every frame delivered.
+	Pcap io.Writer
+	// Setup, if set, is called with the World before it runs: to observe
+	// its wires, say.
+	Setup func(*World) error
+}
+
+// Result is what a transfer did. String formats the summary `tapstack
+// sim` prints, ending with the `trace:` line.
+type Result struct {
+	Options   TransferOptions
+	Transport string // "udp", or the Transport's String or type
+
+	Sent      int64 // data bytes sent (UDP: whole datagrams' payloads)
+	Delivered int64 // data bytes delivered and verified (UDP: distinct datagrams)
+	// UDP only: datagrams sent, received once, again, and out of order.
+	Datagrams, Unique, Duplicates, Reordered uint64
+
+	// Elapsed is the virtual time from the start to the last byte
+	// delivered (streams: to the last clean close).
+	Elapsed time.Duration
+	// SimTime is the virtual time the run took; WallTime the real time.
+	SimTime, WallTime time.Duration
+	Steps             uint64
+
+	Wire         impair.Stats // both directions together
+	BadChecksums uint64       // packets the stacks' checksums caught
+	Digest       string
+}
+
+// RunTransfer builds and runs the transfer scenario, verifies every byte,
+// and returns its Result. The error is non-nil when a check failed (it
+// wraps ErrIntegrity then), the run hit its Limit, or the scenario could
+// not be built; the Result describes the run up to that point.
+//
+// With a Transport, each connection carries Bytes bytes of its own pattern
+// and must deliver them exactly, in order, then close cleanly on both
+// sides. Without one (until netstack's TCP is wired in as a Transport),
+// each connection is a UDP flow of ceil(Bytes/1456) datagrams of 1472
+// bytes, one every UDPInterval: nothing is retransmitted, so loss reduces
+// Delivered, but every datagram that arrives must be intact.
+func RunTransfer(opts TransferOptions) (Result, error) {
+	wallStart := time.Now() // the only wall-clock read: for the summary
+	res := Result{Options: opts, Transport: "udp"}
+	if s, ok := opts.Transport.(fmt.Stringer); ok {
+		res.Transport = s.String()
+	} else if opts.Transport != nil {
+		res.Transport = strings.TrimPrefix(fmt.Sprintf("%T", opts.Transport), "*")
+	}
+	if opts.Conns < 1 || opts.Bytes < 0 {
+		return res, fmt.Errorf("sim: transfer: Conns %d and Bytes %d must be positive", opts.Conns, opts.Bytes)
+	}
+	cfg := impair.Config{Loss: opts.Loss, Reorder: opts.Reorder, Duplicate: opts.Dup,
+		Corrupt: opts.Corrupt, Delay: opts.Delay, Rate: opts.Rate, Partitions: opts.Partitions}
+	w := New(Config{Seed: opts.Seed})
+	defer w.Close()
+	client, server, err := transferHosts(w, cfg)
+	if err != nil {
+		return res, err
+	}
+	if opts.Pcap != nil {
+		if err := w.Capture(CaptureConfig{Delivered: opts.Pcap}); err != nil {
+			return res, err
+		}
+	}
+	if opts.Setup != nil {
+		if err := opts.Setup(w); err != nil {
+			return res, err
+		}
+	}
+	if opts.Transport != nil {
+		err = runStreams(w, &res, client, server)
+	} else {
+		err = runFlows(w, &res, client, server)
+	}
+	res.SimTime = time.Duration(w.Now())
+	res.WallTime = time.Since(wallStart)
+	res.Steps = w.Steps()
+	for _, d := range w.Dirs() {
+		addImpair(&res.Wire, d.Impair())
+	}
+	for _, h := range w.Hosts() {
+		st := h.Stats()
+		res.BadChecksums += st.IPv4.BadChecksum + st.ICMP.BadChecksum + st.UDP.BadChecksum
+	}
+	res.Digest = w.Digest()
+	if err == nil {
+		err = w.CaptureErr()
+	}
+	return res, err
+}
+
+// transferHosts makes the client (10.0.0.1) and server (10.0.0.2) joined
+// by a link impaired by cfg both ways.
+func transferHosts(w *World, cfg impair.Config) (client, server *Host, err error) {
+	if client, err = w.AddHost("client"); err != nil {
+		return nil, nil, err
+	}
+	if server, err = w.AddHost("server"); err != nil {
+		return nil, nil, err
+	}
+	_, err = w.Link(End{Host: client, Addr: netip.MustParsePrefix("10.0.0.1/24")},
+		End{Host: server, Addr: netip.MustParsePrefix("10.0.0.2/24")}, cfg, cfg)
+	return client, server, err
+}
+
+const transferPort = 5001
+
+func runStreams(w *World, res *Result, client, server *Host) error {
+	o := &res.Options
+	run, err := w.StartTransfer(Transfer{Transport: o.Transport, Client: client, Server: server,
+		Port: transferPort, Conns: o.Conns, Bytes: o.Bytes})
+	if err != nil {
+		return err
+	}
+	limit := o.Limit
+	if limit == 0 {
+		limit = time.Hour
+	}
+	err = w.RunUntil(run.Done, w.Now().Add(limit))
+	res.Sent = int64(o.Conns) * o.Bytes
+	res.Delivered = run.Verified()
+	end := mono.Time(0)
+	for _, c := range run.Conns {
+		end = max(end, c.Closed)
+	}
+	if run.Done() {
+		res.Elapsed = time.Duration(end)
+	} else {
+		res.Elapsed = time.Duration(w.Now())
+	}
+	return err
+}
+
+// UDP flows carry datagrams that fit a 1500-byte MTU unfragmented.
+const (
+	flowDatagram = 1500 - 20 - 8
+	flowBody     = flowDatagram - appHeaderLen
+)
+
+func runFlows(w *World, res *Result, client, server *Host) error {
+	o := &res.Options
+	interval := o.UDPInterval
+	if interval == 0 {
+		interval = time.Millisecond
+	}
+	count := int((o.Bytes + flowBody - 1) / flowBody)
+	sink, err := w.ListenUDPSink(server, transferPort)
+	if err != nil {
+		return err
+	}
+	var senders []*UDPSender
+	for i := range o.Conns {
+		f := UDPFlow{ID: uint32(i), Dst: netip.AddrPortFrom(server.Addr(), transferPort),
+			Size: flowDatagram, Count: count, Interval: interval}
+		if err := sink.Expect(f); err != nil {
+			return err
+		}
+		s, err := w.SendUDP(client, f)
+		if err != nil {
+			return err
+		}
+		senders = append(senders, s)
+	}
+	sending := time.Duration(count) * interval
+	limit := o.Limit
+	if limit == 0 {
+		limit = sending + 10*time.Second
+	}
+	deadline := w.Now().Add(limit)
+	sent := func() bool {
+		for _, s := range senders {
+			if !s.Task().Done() {
+				return false
+			}
+		}
+		return true
+	}
+	err = w.RunUntil(sent, deadline)
+	if err == nil {
+		// Stragglers: the longest a copy can be held on the wire.
+		grace := 2*o.Delay + time.Second
+		if o.Reorder != 0 {
+			grace += max(2*o.Delay, impair.MinReorderDelay)
+		}
+		err = w.Run(min(w.Now().Add(grace), deadline))
+	}
+	last := mono.Time(0)
+	for i, s := range senders {
+		st := sink.Flow(uint32(i))
+		res.Datagrams += uint64(s.Sent())
+		res.Unique += st.Unique
+		res.Duplicates += st.Duplicates
+		res.Reordered += st.Reordered
+		res.Delivered += int64(st.Unique) * flowBody
+		if st.Unique > 0 {
+			last = max(last, st.Last)
+		}
+	}
+	res.Sent = int64(res.Datagrams) * flowBody
+	res.Elapsed = time.Duration(last)
+	return err
+}
+
+func addImpair(t *impair.Stats, s impair.Stats) {
+	t.Frames += s.Frames
+	t.Delivered += s.Delivered
+	t.Duplicated += s.Duplicated
+	t.Corrupted += s.Corrupted
+	t.Reordered += s.Reordered
+	for i := range t.Dropped {
+		t.Dropped[i] += s.Dropped[i]
+	}
+}
+
+// Goodput returns the delivered data rate in bits per second of virtual
+// time.
+func (r *Result) Goodput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Delivered) * 8 / r.Elapsed.Seconds()
+}
+
+// Command returns the `tapstack sim` command line that replays the run.
+func (r *Result) Command() string {
+	o := &r.Options
+	var b strings.Builder
+	fmt.Fprintf(&b, "tapstack sim --seed %d", o.Seed)
+	for _, p := range []struct {
+		flag string
+		p    impair.Prob
+	}{{"loss", o.Loss}, {"reorder", o.Reorder}, {"dup", o.Dup}, {"corrupt", o.Corrupt}} {
+		if p.p != 0 {
+			fmt.Fprintf(&b, " --%s %v", p.flag, p.p)
+		}
+	}
+	if o.Delay != 0 {
+		fmt.Fprintf(&b, " --delay %v", o.Delay)
+	}
+	fmt.Fprintf(&b, " --bytes %d --conns %d", o.Bytes, o.Conns)
+	return b.String()
+}
+
+// String is the summary: transfer, goodput, wire, time and trace lines.
+func (r *Result) String() string {
+	var b strings.Builder
+	pct := 100.0
+	if r.Sent > 0 {
+		pct = 100 * float64(r.Delivered) / float64(r.Sent)
+	}
+	fmt.Fprintf(&b, "transfer: %d × %d bytes over %s: %d sent, %d delivered and verified (%.1f%%)\n",
+		r.Options.Conns, r.Options.Bytes, r.Transport, r.Sent, r.Delivered, pct)
+	if r.Transport == "udp" {
+		fmt.Fprintf(&b, "datagrams: %d sent, %d received, %d duplicates, %d out of order\n",
+			r.Datagrams, r.Unique, r.Duplicates, r.Reordered)
+	}
+	fmt.Fprintf(&b, "goodput: %.3f Mbit/s over %v simulated\n", r.Goodput()/1e6, r.Elapsed)
+	fmt.Fprintf(&b, "wire: %d frames, %d dropped, %d duplicated, %d reordered, %d corrupted; stacks counted %d bad checksums\n",
+		r.Wire.Frames, r.Wire.DroppedTotal(), r.Wire.Duplicated, r.Wire.Reordered, r.Wire.Corrupted, r.BadChecksums)
+	ratio := 0.0
+	if r.WallTime > 0 {
+		ratio = r.SimTime.Seconds() / r.WallTime.Seconds()
+	}
+	fmt.Fprintf(&b, "time: %v simulated, %v wall (%.0f× real time), %d steps\n",
+		r.SimTime, r.WallTime.Round(time.Microsecond), ratio, r.Steps)
+	fmt.Fprintf(&b, "trace: %s\n", r.Digest)
+	return b.String()
+}
