@@ -98,12 +98,23 @@ func TestTCPBulkBothWays(t *testing.T) {
 // (every 53rd frame from A, every 71st from B, handshake aside) and checks
 // both streams arrive intact.
 func TestTCPBulkLossy(t *testing.T) {
+	for _, cc := range []struct {
+		name string
+		new  func(int) tcp.CongestionControl
+	}{{"newreno", tcp.NewNewReno}, {"cubic", tcp.NewCubic}} {
+		t.Run(cc.name, func(t *testing.T) { testBulkLossy(t, cc.new) })
+	}
+}
+
+func testBulkLossy(t *testing.T, newCC func(int) tcp.CongestionControl) {
 	size := int64(16 << 20)
 	if testing.Short() {
 		size = 2 << 20
 	}
 	n := newTestNet(t)
 	a, b, na, _ := n.pair(1500)
+	a.tcp.cfg.NewCongestionControl = newCC
+	b.tcp.cfg.NewCongestionControl = newCC
 	c, sv := n.tcpPair(a, b, 5002)
 	var fromA, fromB int
 	n.drop = func(from *NIC, frame []byte) bool {

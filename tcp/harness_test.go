@@ -32,9 +32,6 @@ func (s S) String() string {
 	return fmt.Sprintf("<SEQ=%d><ACK=%d><CTL=%v><WND=%d><LEN=%d> opts %v", s.Seq, s.Ack, s.Flags, s.Wnd, len(s.Data), s.Opts)
 }
 
-// with returns a copy of s changed by f: templates are copied and tweaked.
-func (s S) with(f func(*S)) S { f(&s); return s }
-
 type harness struct {
 	t     testing.TB
 	cfg   Config
@@ -219,11 +216,6 @@ func established(t testing.TB, tweak ...func(*Config)) *harness {
 	h := newHarness(t, tweak...)
 	h.open(synOpts)
 	return h
-}
-
-// ack is the peer's pure ACK of everything we sent, at its next sequence.
-func (h *harness) peerACK() S {
-	return S{Flags: ACK, Seq: h.c.RcvNxt, Ack: h.c.SndNxt, Wnd: hWnd}
 }
 
 // invariants checks what must hold of a TCB after every event.

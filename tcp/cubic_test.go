@@ -1,0 +1,54 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tapstack/tapstack/mono"
+)
+
+func TestCbrt(t *testing.T) {
+	for _, x := range []int64{0, 1, 7, 8, 26, 27, 1000, 999_999, 1_000_000, 1 << 60} {
+		r := cbrt(x)
+		if r*r*r > x || (r+1)*(r+1)*(r+1) <= x {
+			t.Errorf("cbrt(%d) = %d", x, r)
+		}
+	}
+}
+
+// After a loss at W, CUBIC sets ssthresh to 0.7 W, then grows concavely
+// back to W at K = cbrt(0.3 W / C) seconds and convexly beyond it.
+func TestCubicCurve(t *testing.T) {
+	const mss = 1000
+	q := NewCubic(mss).(*Cubic)
+	w := 100 * mss
+	ss := q.OnLoss(0, w, w)
+	if ss != w*717/1024 { // β = 717/1024 ≈ 0.7
+		t.Fatalf("ssthresh %d, want %d", ss, w*717/1024)
+	}
+	cwnd := ss
+	now := mono.Time(0)
+	rtt := 100 * time.Millisecond
+	atK := -1
+	for step := 1; step <= 100; step++ { // 10 s of RTTs, one window ACKed per RTT
+		now = now.Add(rtt)
+		for acked := 0; acked < cwnd; acked += mss {
+			cwnd = q.OnAck(now, cwnd, ss, mss, rtt)
+		}
+		if atK < 0 && cwnd >= w {
+			atK = step
+		}
+	}
+	// K = cbrt((W - 0.7 W) / C) = cbrt(29 segments / 0.4) ≈ 4.17 s: the
+	// window is back near W then.
+	if wantK := cbrt(int64((w-ss)/mss) * 2_500_000_000); q.k != wantK || q.k < 4100 || q.k > 4230 {
+		t.Fatalf("K %d ms", q.k)
+	}
+	// Per-ACK growth toward the target trails it by an RTT or so.
+	if atK < 40 || atK > 52 {
+		t.Fatalf("window regained W after %d RTTs, want a little after K = 42", atK)
+	}
+	if cwnd <= w*3/2 {
+		t.Fatalf("no convex growth past W_max: cwnd %d after 10 s", cwnd)
+	}
+}
