@@ -46,7 +46,6 @@ type tcpLayer struct {
 	seg       tcp.Segment      // the arriving segment, parsed
 	rst       tcp.HeaderFields // scratch for RSTs to no socket
 	portKey   uint64           // RFC 6056's secret
-	portNext  uint32           // RFC 6056's next_ephemeral
 	portTable [portTableSize]uint16
 }
 

@@ -186,7 +186,6 @@ func TestTCPSYNCookiesWhenQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.SetBacklog(2)
-	var clients []*TCPConn
 	for range 5 {
 		c, err := a.StartDialTCP(netip.AddrPort{}, netip.AddrPortFrom(addrB, 80))
 		if err != nil {
@@ -197,7 +196,6 @@ func TestTCPSYNCookiesWhenQueueFull(t *testing.T) {
 		if _, err := c.TryWrite([]byte("x")); err != nil {
 			t.Fatal(err)
 		}
-		clients = append(clients, c)
 	}
 	accepted := 0
 	n.runUntilCond(func() bool {
