@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -272,10 +274,13 @@ type machine struct {
 	Kernel string `json:"kernel"`
 	Go     string `json:"go"`
 	GVisor string `json:"gvisor"`
+	// Tapstack is the commit of the tree the harness was built against
+	// (go.mod's replace points at it), "+dirty" when it had changes.
+	Tapstack string `json:"tapstack"`
 }
 
 func (m machine) String() string {
-	return fmt.Sprintf("%d CPUs, %s, Linux %s, %s, gVisor %s", m.CPUs, m.Model, m.Kernel, m.Go, m.GVisor)
+	return fmt.Sprintf("%d CPUs, %s, Linux %s, %s, tapstack %s, gVisor %s", m.CPUs, m.Model, m.Kernel, m.Go, m.Tapstack, m.GVisor)
 }
 
 func describeMachine() machine {
@@ -293,6 +298,7 @@ func describeMachine() machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	m.Tapstack = tapstackCommit()
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "gvisor.dev/gvisor" {
@@ -301,4 +307,20 @@ func describeMachine() machine {
 		}
 	}
 	return m
+}
+
+// tapstackCommit names the commit of the enclosing tapstack tree, when the
+// harness runs inside one (go -C bench run, or from bench/).
+func tapstackCommit() string {
+	out, err := exec.Command("git", "-C", "..", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	// Changes outside bench/ are what the figures depend on.
+	st, err := exec.Command("git", "-C", "..", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += "+dirty"
+	}
+	return c
 }
