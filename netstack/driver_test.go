@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/device"
+	"github.com/tapstack/tapstack/ip"
+	"github.com/tapstack/tapstack/mono"
 	"go.uber.org/goleak"
 )
 
@@ -520,5 +523,131 @@ func TestDriverIndependentStacks(t *testing.T) {
 			t.Errorf("pair %d: B answered %d pings and reassembled %d datagrams; want %d",
 				i, sb.ICMP.EchoRequests, sb.IPv4.Reassembled, msgs/50)
 		}
+	}
+}
+
+// discardLink is a Link that drops every frame, counting them.
+type discardLink struct{ frames int }
+
+func (l *discardLink) Transmit(frames [][]byte, offset int) { l.frames += len(frames) }
+
+// benchStack is a stack at 10.0.0.2 on a virtual clock whose output is
+// discarded, with A (10.0.0.1, 02:00:00:00:00:01) in its neighbour cache.
+func benchStack(b *testing.B) (*Stack, *NIC, *discardLink) {
+	b.Helper()
+	now := mono.Time(1)
+	s := New(Config{Clock: func() mono.Time { return now }, Rand: rand.NewPCG(1, 2)})
+	b.Cleanup(func() { s.Close() })
+	link := &discardLink{}
+	nic, err := s.AddNIC(NICConfig{Name: "b0", LinkAddr: net.HardwareAddr(macB[:]),
+		Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}, link)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A asks for B: B answers and learns A (RFC 826: it was the target).
+	s.Receive(now, nic, [][]byte{arpFrame(b, ip.ARPRequest, macA, addrA, addrB)})
+	s.mu.Lock()
+	e := nic.neigh.index[addrA]
+	s.mu.Unlock()
+	if e == nil || e.state != neighReachable {
+		b.Fatal("A not resolved")
+	}
+	return s, nic, link
+}
+
+// The receive path: one UDP datagram in a frame, through Stack.Receive
+// into a socket's queue, and read back out.
+func BenchmarkReceiveUDP(b *testing.B) {
+	for _, size := range []int{64, 1472} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			s, nic, _ := benchStack(b)
+			c, err := s.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			frames := [][]byte{udpFrame(b, macA, macB, addrA, addrB, 40000, 9000, make([]byte, size))}
+			buf := make([]byte, 2048)
+			now := s.Now()
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				s.Receive(now, nic, frames)
+				if n, _, err := c.TryReadFrom(buf); err != nil || n != size {
+					b.Fatalf("read %d bytes, %v", n, err)
+				}
+			}
+			if st := s.Stats().UDP; st.Delivered != st.Received {
+				b.Fatalf("%d datagrams received, %d delivered", st.Received, st.Delivered)
+			}
+		})
+	}
+}
+
+// The send path: TryWriteTo to a resolved neighbour, to the Link.
+func BenchmarkSendUDP(b *testing.B) {
+	for _, size := range []int{64, 1472} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			s, _, link := benchStack(b)
+			c, err := s.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			to := netip.AddrPortFrom(addrA, 40000)
+			payload := make([]byte, size)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			sent := link.frames
+			for b.Loop() {
+				if err := c.TryWriteTo(payload, to); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if link.frames-sent != b.N {
+				b.Fatalf("%d frames out for %d datagrams", link.frames-sent, b.N)
+			}
+		})
+	}
+}
+
+// A UDP round trip between two real-time stacks over a Pipe, through the
+// blocking calls: the driver's goroutines, the loop lock and the wake-ups.
+func BenchmarkDriverUDPRoundTrip(b *testing.B) {
+	a, bs, _, _ := pipeStacks(b)
+	srv, err := bs.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	defer func() { srv.Close(); <-done }()
+	c, err := a.ListenUDP(netip.AddrPort{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	to := netip.AddrPortFrom(addrB, 9000)
+	msg, buf := make([]byte, 64), make([]byte, 2048)
+	roundTrip := func() {
+		if _, err := c.WriteToUDPAddrPort(msg, to); err != nil {
+			b.Fatal(err)
+		}
+		if n, _, err := c.ReadFromUDPAddrPort(buf); err != nil || n != len(msg) {
+			b.Fatalf("echo: %d bytes, %v", n, err)
+		}
+	}
+	roundTrip() // resolves ARP
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		roundTrip()
 	}
 }

@@ -174,7 +174,10 @@ func (p *kernelPeer) kernelSNMP(t *testing.T) map[string]int64 {
 }
 
 func TestKernelInterop(t *testing.T) {
-	p := newKernelPeer(t, "tsip1", "tsiptap1")
+	// The namespace's name is the process's own: two runs of this test at
+	// once (go test in two trees) must not delete each other's. The TAP
+	// lives inside it, so its name may repeat.
+	p := newKernelPeer(t, fmt.Sprintf("tsip%d", os.Getpid()), "tsiptap1")
 	s := p.s
 
 	t.Run("GratuitousARP", func(t *testing.T) {
