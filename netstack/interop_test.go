@@ -223,6 +223,17 @@ func TestKernelInterop(t *testing.T) {
 		}
 	})
 
+	t.Run("KernelPingSizes", func(t *testing.T) {
+		// Odd lengths (checksums over a trailing byte), the edges of
+		// fragmentation, and the largest datagram: 45 fragments each way.
+		for _, size := range []int{0, 1, 7, 1471, 1472, 1473, 2953, 2961, 65507} {
+			out := p.run(t, 20*time.Second, "ping", "-c", "1", "-W", "5", "-s", strconv.Itoa(size), stackAddr.String())
+			if sent, got := pingCounts(t, out); sent != 1 || got != 1 {
+				t.Errorf("ping -s %d: %d of %d answered:\n%s", size, got, sent, out)
+			}
+		}
+	})
+
 	t.Run("FloodPing", func(t *testing.T) {
 		const count = 5000
 		out := p.run(t, 120*time.Second, "ping", "-q", "-f", "-c", strconv.Itoa(count), "-W", "1", stackAddr.String())
@@ -269,7 +280,7 @@ func TestKernelInterop(t *testing.T) {
 	})
 
 	t.Run("StackPingsKernel", func(t *testing.T) {
-		for _, size := range []int{56, 4000} {
+		for _, size := range []int{0, 1, 56, 1473, 4000, 65507} {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			rtt, err := s.Ping(ctx, kernelAddr, size)
 			cancel()
@@ -296,7 +307,7 @@ func TestKernelInterop(t *testing.T) {
 		testnet.RequireTool(t, "socat")
 		testnet.RequireTool(t, "ss")
 		const port = portSocatEcho
-		testnet.Start(t, p.ns, "socat", "-T", "30", fmt.Sprintf("UDP4-LISTEN:%d,fork,reuseaddr", port), "EXEC:cat")
+		testnet.Start(t, p.ns, "socat", "-T", "30", "-b", "65536", fmt.Sprintf("UDP4-LISTEN:%d,fork,reuseaddr", port), "EXEC:cat")
 		testnet.WaitFor(t, 10*time.Second, "socat to listen", func() bool {
 			out, err := testnet.Run(p.ns, testnet.DefaultTimeout, "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
 			return err == nil && strings.TrimSpace(out) != ""
@@ -306,9 +317,10 @@ func TestKernelInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		buf := make([]byte, 8192)
-		// 4000 bytes are fragmented both ways (socat's blocks are 8192).
-		for i, size := range []int{1, 18, 100, 512, 1000, 1472, 4000, 1472, 7} {
+		buf := make([]byte, 65536)
+		// 1473 bytes and more are fragmented both ways; 65507 is the most
+		// a UDP datagram carries.
+		for i, size := range []int{1, 18, 100, 512, 1000, 1472, 1473, 4000, 65507, 1472, 7} {
 			msg := make([]byte, size)
 			for j := range msg {
 				msg[j] = byte(i*31 + j*7)
