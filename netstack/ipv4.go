@@ -41,7 +41,10 @@ func (s *Stack) handleIPv4Locked(now mono.Time, nic *NIC, b []byte) {
 		st.NotForUs++
 		return
 	}
-	if !src.IsUnspecified() && (nic.isBroadcast(src) || src.IsMulticast()) {
+	// RFC 1122 §3.2.1.3: discard datagrams from sources that cannot be on
+	// the wire. Loopback and our own addresses are martians, as on Linux;
+	// answering them would send to 127/8 or resolve our own address.
+	if !src.IsUnspecified() && (nic.isBroadcast(src) || src.IsMulticast() || src.IsLoopback() || s.isLocalAddrLocked(src)) {
 		st.BadSource++
 		return
 	}
