@@ -769,3 +769,36 @@ func add(a *Stats, b Stats) {
 	sum(&a.ICMP, b.ICMP)
 	sum(&a.UDP, b.UDP)
 }
+
+// A datagram from a source that cannot be on the wire, a loopback address
+// or one of our own, is discarded unanswered (RFC 1122 §3.2.1.3: 127/8
+// must not appear outside a host, and a host must silently discard
+// datagrams from invalid sources; Linux drops both as martians). Answering
+// would send packets to 127.0.0.1 through the default gateway, or make
+// us resolve our own address on the wire.
+func TestMartianSourcesDiscarded(t *testing.T) {
+	for _, src := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), addrB} {
+		t.Run(src.String(), func(t *testing.T) {
+			n := newTestNet(t)
+			_, b, _, nb := n.pair(1500)
+			if err := b.SetDefaultGateway(nb, addrA); err != nil {
+				t.Fatal(err)
+			}
+			n.deliver()
+			before := len(n.sent)
+			b.Receive(n.now, nb, [][]byte{
+				echoFrame(t, src, addrB, ip.ICMPv4Echo, 1, 1, make([]byte, 8)),
+				udpFrame(t, macA, macB, src, addrB, 40000, 9999, []byte("closed port")),
+			})
+			n.deliver()
+			for _, f := range n.sent[before:] {
+				if f.from() == nb {
+					t.Errorf("B answered a datagram from %v: sent %x", src, f.data)
+				}
+			}
+			if st := b.Stats().IPv4; st.BadSource != 2 || st.Delivered != 0 {
+				t.Errorf("bad source %d, delivered %d; want 2 and 0", st.BadSource, st.Delivered)
+			}
+		})
+	}
+}
