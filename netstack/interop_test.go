@@ -64,6 +64,8 @@ type kernelPeer struct {
 func newKernelPeer(t *testing.T, nsName, tapName string) *kernelPeer {
 	t.Helper()
 	testnet.RequireRoot(t)
+	testnet.RequireTool(t, "ping")
+	testnet.RequireTool(t, "tshark")
 	ns := testnet.NewNS(t, nsName)
 	// No IPv6 chatter: the frames on the link are the ones the test causes.
 	ns.Sysctl(t, "net.ipv6.conf.all.disable_ipv6", "1")
@@ -396,7 +398,6 @@ func TestKernelInterop(t *testing.T) {
 // check works on a frame with a bad checksum.
 func checkCaptureClean(t *testing.T, path string, ours net.HardwareAddr) {
 	t.Helper()
-	testnet.RequireTool(t, "tshark")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	fields, err := exec.CommandContext(ctx, "tshark", "-G", "fields").Output()
