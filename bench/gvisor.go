@@ -114,7 +114,9 @@ func (p *gvisorPair) Listen(port uint16) (net.Listener, error) {
 func (p *gvisorPair) Dial(from int, port uint16) (net.Conn, error) {
 	local := tcpip.FullAddress{NIC: gvNIC, Addr: tcpip.AddrFrom4(clientAddr(from).As4())}
 	remote := tcpip.FullAddress{NIC: gvNIC, Addr: tcpip.AddrFrom4(serverAddr.As4()), Port: port}
-	return gonet.DialTCPWithBind(context.Background(), p.a, local, remote, ipv4.ProtocolNumber)
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	return gonet.DialTCPWithBind(ctx, p.a, local, remote, ipv4.ProtocolNumber)
 }
 
 func (p *gvisorPair) Wire() (ab, ba laneStats) { return p.ab.stats(), p.ba.stats() }

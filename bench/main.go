@@ -173,6 +173,10 @@ func runChild(ctx context.Context, exe string, sp spec, stackName string, run in
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
+	// A child out of time gets SIGQUIT first: Go prints every goroutine's
+	// stack, which says where it was stuck.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -188,6 +192,15 @@ func runChild(ctx context.Context, exe string, sp spec, stackName string, run in
 			msg = runErr.Error()
 		}
 		res = result{Case: sp.Name, Stack: stackName, Run: run, Error: msg + tail(stderr.Bytes())}
+	}
+	if res.Error != "" && stderr.Len() > 0 {
+		// The whole of a failed child's stderr (a goroutine dump can be
+		// long) goes to a file the error names.
+		name := filepath.Join(os.TempDir(), fmt.Sprintf("bench-%s.%s.run%d.stderr", slug(sp.Name), stackName, run))
+		if err := os.WriteFile(name, stderr.Bytes(), 0o644); err == nil {
+			first, rest, _ := strings.Cut(res.Error, "\n")
+			res.Error = first + " (stderr in " + name + ")\n" + rest
+		}
 	}
 	if ps := cmd.ProcessState; ps != nil {
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {

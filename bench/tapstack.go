@@ -51,7 +51,9 @@ func (p *tapstackPair) Listen(port uint16) (net.Listener, error) {
 }
 
 func (p *tapstackPair) Dial(from int, port uint16) (net.Conn, error) {
-	c, err := p.a.DialTCP(context.Background(), netip.AddrPortFrom(clientAddr(from), 0), netip.AddrPortFrom(serverAddr, port))
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	c, err := p.a.DialTCP(ctx, netip.AddrPortFrom(clientAddr(from), 0), netip.AddrPortFrom(serverAddr, port))
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,11 @@ const (
 
 const benchPort = 5001
 
+// stepTimeout bounds one connection's exchange in rr and crr, and one
+// dial: far beyond any retransmission the in-memory wire can cause, so
+// hitting it means the stack is stuck, and the error says where.
+const stepTimeout = 30 * time.Second
+
 // runWorkload runs sp on the named stack in this process.
 func runWorkload(sp spec, stackName string) (measure, error) {
 	switch sp.Kind {
@@ -278,6 +283,9 @@ func runRR(p Pair, sp spec) (measure, error) {
 	if err != nil {
 		return m, err
 	}
+	// One deadline for the whole exchange: a stuck round trip becomes an
+	// error naming it instead of a hung child.
+	c.SetDeadline(time.Now().Add(stepTimeout + time.Duration(sp.Iters)*time.Millisecond))
 	const warmup = 100
 	lat := make([]time.Duration, 0, sp.Iters)
 	var req, resp [1]byte
@@ -348,6 +356,7 @@ func runCRR(p Pair, sp spec) (measure, error) {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
+				c.SetDeadline(time.Now().Add(stepTimeout))
 				var b [1]byte
 				if _, err := io.ReadFull(c, b[:]); err != nil {
 					fail(fmt.Errorf("server read: %w", err))
@@ -372,6 +381,7 @@ func runCRR(p Pair, sp spec) (measure, error) {
 		if err != nil {
 			return m, fmt.Errorf("connection %d: dial: %w", i, err)
 		}
+		c.SetDeadline(time.Now().Add(stepTimeout))
 		b[0] = byte(i)
 		if _, err := c.Write(b[:]); err != nil {
 			c.Close()
