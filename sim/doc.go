@@ -16,6 +16,8 @@
 // A frame handed to a Dir is copied (the stack reuses its buffers), its
 // fate decided, a flipped bit applied to the copy, and each copy queued for
 // its delivery instant in a heap ordered by (instant, queueing order).
+// Corruption hits only frames carrying IPv4, whose checksums must catch it
+// (Config.CorruptAll extends it to ARP, which has none).
 //
 // # Time, randomness and the one goroutine
 //

@@ -30,6 +30,9 @@ type DirStats struct {
 	DeliveredBytes uint64
 	Overflow       uint64 // frames dropped: the World's MaxInFlight was reached
 	InFlight       int    // copies on the wire now
+	// Spared counts copies the model chose to corrupt that were delivered
+	// intact because they carry no IPv4 (see Config.CorruptAll).
+	Spared uint64
 }
 
 // port is a receiving end.
@@ -121,12 +124,19 @@ func (w *World) send(d *Dir, frame []byte) {
 	for _, c := range dec.Copy[:dec.Copies] {
 		b := w.pool.get(len(frame))
 		copy(b, frame)
+		if c.Bit >= 0 && !w.cfg.CorruptAll && !isIPv4Frame(frame) {
+			d.stats.Spared++
+			c.Bit = -1
+		}
 		impair.Corrupt(b, c.Bit)
 		w.frames.push(inFlight{at: c.At, dir: d, buf: b, n: len(frame), corrupted: c.Bit >= 0})
 		w.inFlight++
 		d.stats.InFlight++
 	}
 }
+
+// isIPv4Frame reports whether an Ethernet frame carries IPv4.
+func isIPv4Frame(f []byte) bool { return len(f) >= 14 && f[12] == 0x08 && f[13] == 0x00 }
 
 func boolByte(b bool) byte {
 	if b {

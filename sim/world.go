@@ -44,6 +44,15 @@ type Config struct {
 	// MaxInFlight bounds the frames on all wires at once; 0 means
 	// DefaultMaxInFlight. A frame beyond it is dropped (DirStats.Overflow).
 	MaxInFlight int
+	// CorruptAll lets impair.Config.Corrupt flip bits of every frame. By
+	// default only frames carrying IPv4 are corrupted: the rest are
+	// delivered intact and counted in DirStats.Spared. A real link's CRC
+	// catches its own bit errors; what gets past it is damage done on the
+	// way (a router's memory, a NIC's DMA) to packets that IP, UDP and TCP
+	// checksums must catch. ARP has no checksum: a flipped bit in a reply
+	// teaches a neighbour cache a wrong address, which blackholes a host
+	// for up to a minute, a fault worth simulating on purpose only.
+	CorruptAll bool
 }
 
 // World is one simulated network: hosts running the real netstack.Stack,
