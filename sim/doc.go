@@ -46,10 +46,12 @@
 //   - ListenUDPEcho and StartRequests: request/response with
 //     retransmission, a reliable exchange over UDP;
 //   - StartPing: ping(8) over netstack's PingConn;
-//   - StartTransfer: Conns connections × Bytes bytes over a Transport, each
-//     verified against its own Pattern as it arrives, then closed cleanly
-//     by both sides (the client half-closes, the server checks everything,
-//     sees the end of stream and closes, the client sees that close).
+//   - StartTransfer: Conns connections × Bytes bytes over a Transport (TCP:
+//     netstack's TCP sockets), each verified against its own Pattern as it
+//     arrives, then closed cleanly by both sides (the client half-closes,
+//     the server checks everything, sees the end of stream and closes, the
+//     client sees that close). A connection that never got through
+//     (refused, unreachable, timed out connecting) may be dialled again.
 //
 // Every payload is a Pattern — pseudo-random bytes keyed by seed and flow,
 // checkable at any offset — so a payload that is damaged, misplaced or
@@ -69,21 +71,17 @@
 // switches SwitchStats.
 //
 // RunTransfer is the scenario behind `tapstack sim`: two hosts, one
-// impaired link, a transfer, a Result whose String is the summary ending
-// in the `trace:` line, and Command to replay it.
+// impaired link, a TCP transfer (or UDP flows), a Result whose String is
+// the summary ending in the `trace:` line, and Command to replay it.
 //
 // # Reproducing a failure
 //
 // A failing seed is a bug report: the package's tests take -seed N to run
 // one seed, and print `go test ./sim -run TestName -seed N` on failure.
 //
-// # Still to come with TCP
+// # Still to come
 //
-// netstack's TCP sockets have the Stream shape; wiring them in is a
-// Transport of a few lines (Listen: Stack.ListenTCP with TryAccept wrapped
-// to return a Stream; Dial: Stack.StartDialTCP), after which RunTransfer
-// and the property tests run over TCP. Per-connection statistics over time
-// (retransmissions, RTT, cwnd) need the connection to report them, and the
-// SVG time-sequence plot of `tapstack sim --plot` will be drawn from
-// World.Observe's frames.
+// Per-connection statistics over time (RTT, congestion window) and the SVG
+// time-sequence plot of `tapstack sim --plot`: TCPConn does not report its
+// RTT or window, so they are to be read off the wire with World.Observe.
 package sim

@@ -12,10 +12,12 @@ import (
 )
 
 // -seed N runs the seeded tests with that seed only: the replay of a
-// failure they reported.
+// failure they reported. -seeds N runs N seeds instead of each test's
+// default: a longer search.
 var (
-	flagSeed = flag.Uint64("seed", 0, "run seeded tests with this seed only")
-	seedSet  bool
+	flagSeed  = flag.Uint64("seed", 0, "run seeded tests with this seed only")
+	flagSeeds = flag.Int("seeds", 0, "run this many seeds in seeded tests")
+	seedSet   bool
 )
 
 // The simulator starts no goroutine, so no test may leave one behind.
@@ -30,10 +32,13 @@ func reproduce(test string, seed uint64) string {
 	return fmt.Sprintf("go test ./sim -run '^%s$' -seed %d -v", test, seed)
 }
 
-// forSeeds runs f as a subtest for seeds first..first+n-1, or for -seed
-// alone. A failing seed is reported with the command that replays it.
+// forSeeds runs f as a subtest for seeds first..first+n-1 (n is -seeds
+// if given), or for -seed alone. A failing seed is reported with the command that replays it.
 func forSeeds(t *testing.T, first uint64, n int, f func(t *testing.T, seed uint64)) {
 	t.Helper()
+	if *flagSeeds > 0 {
+		n = *flagSeeds
+	}
 	seeds := make([]uint64, 0, n)
 	if seedSet {
 		seeds = append(seeds, *flagSeed)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"syscall"
 
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/netstack"
@@ -20,7 +21,9 @@ type Stream interface {
 	// TryWrite queues what fits of p: netstack.ErrWouldBlock when nothing
 	// does (or the stream is not yet connected).
 	TryWrite(p []byte) (int, error)
-	// CloseWrite ends the sending direction after the queued data.
+	// CloseWrite ends the sending direction after the queued data. It may
+	// fail with syscall.ENOTCONN while the connection is being set up;
+	// the caller tries again when notified.
 	CloseWrite() error
 	// Close releases the stream.
 	Close() error
@@ -61,6 +64,11 @@ type Transfer struct {
 	Bytes      int64 // per connection, >= 0
 	// Chunk is the most one write offers; 0 means 64 KiB.
 	Chunk int
+	// Redials is how many times a connection that failed before the peer
+	// acknowledged any of it (refused, unreachable, timed out connecting:
+	// a neighbour that did not answer ARP, a SYN lost too often) is dialled
+	// again from the start, as an application would. 0 means never.
+	Redials int
 }
 
 // ConnRun is the progress of one connection of a transfer. Its fields are
@@ -70,11 +78,14 @@ type ConnRun struct {
 	Sender   *Task
 	Receiver *Task // nil until the server accepted it
 	Written  int64 // data bytes the stream took (the header excluded)
+	Redials  int   // times the connection was dialled again
 	Verified int64 // data bytes the server read and checked
 	Started  mono.Time
 	// Received is when the server read the last byte; Closed when the
 	// client saw the server's close: the end of the clean close.
 	Received, Closed mono.Time
+
+	client, server Stream // for diagnostics
 }
 
 // TransferRun is a transfer in progress.
@@ -115,7 +126,7 @@ func (w *World) StartTransfer(x Transfer) (*TransferRun, error) {
 	if x.Transport == nil || x.Client == nil || x.Server == nil {
 		return nil, errors.New("sim: transfer needs a Transport, a Client and a Server")
 	}
-	if x.Conns < 1 || x.Conns > 1<<16 || x.Bytes < 0 || x.Chunk < 0 || x.Port == 0 {
+	if x.Conns < 1 || x.Conns > 1<<16 || x.Bytes < 0 || x.Chunk < 0 || x.Port == 0 || x.Redials < 0 {
 		return nil, fmt.Errorf("sim: transfer: bad Conns %d, Bytes %d, Chunk %d or Port %d", x.Conns, x.Bytes, x.Chunk, x.Port)
 	}
 	if x.Chunk == 0 {
@@ -137,7 +148,8 @@ func (w *World) StartTransfer(x Transfer) (*TransferRun, error) {
 			return nil, fmt.Errorf("sim: transfer: dial %d: %w", i, err)
 		}
 		c := &ConnRun{ID: i, Started: w.now, Received: mono.Never, Closed: mono.Never}
-		snd := &streamSender{c: c, s: s, total: x.Bytes, pat: NewPattern(w.Seed(), streamPatternID(i)),
+		c.client = s
+		snd := &streamSender{c: c, s: s, x: &r.x, raddr: netip.AddrPortFrom(x.ServerAddr, x.Port), total: x.Bytes, pat: NewPattern(w.Seed(), streamPatternID(i)),
 			buf: make([]byte, x.Chunk)}
 		c.Sender = w.Spawn(fmt.Sprintf("stream-send/%d", i), snd.step)
 		s.SetNotify(c.Sender.Wake)
@@ -157,6 +169,8 @@ func streamPatternID(conn int) uint64 { return 1<<32 | uint64(conn) }
 type streamSender struct {
 	c       *ConnRun
 	s       Stream
+	x       *Transfer
+	raddr   netip.AddrPort
 	total   int64
 	off     int64 // bytes written, header included
 	pat     Pattern
@@ -180,34 +194,75 @@ func (snd *streamSender) step(t *Task) {
 			return
 		}
 		if err != nil {
-			t.Exit(fmt.Errorf("write at %d: %w", snd.off, err))
+			snd.fail(t, fmt.Sprintf("write at %d", snd.off), err)
 			return
 		}
 	}
 	if !snd.shut {
-		if err := snd.s.CloseWrite(); err != nil {
-			t.Exit(fmt.Errorf("close write: %w", err))
+		// ENOTCONN: still connecting, everything queued; or the connection
+		// failed, which the read below reports.
+		if err := snd.s.CloseWrite(); err == nil {
+			snd.shut = true
+		} else if !errors.Is(err, syscall.ENOTCONN) {
+			snd.fail(t, "close write", err)
 			return
 		}
-		snd.shut = true
 	}
 	// The server sends nothing; it closes once it has checked everything.
 	n, err := snd.s.TryRead(snd.scratch[:])
 	switch {
 	case err == netstack.ErrWouldBlock:
 		return
-	case err == io.EOF:
+	case err == io.EOF && snd.shut:
 		snd.c.Closed = t.Now()
 		if err := snd.s.Close(); err != nil {
 			t.Exit(fmt.Errorf("close: %w", err))
 			return
 		}
 		t.Exit(nil)
+	case err == io.EOF:
+		t.Exit(integrityf("connection %d: the server closed first", snd.c.ID))
 	case err != nil:
-		t.Exit(fmt.Errorf("waiting for the server's close: %w", err))
+		snd.fail(t, "waiting for the server's close", err)
 	case n > 0:
 		t.Exit(integrityf("connection %d: the server sent data", snd.c.ID))
 	}
+}
+
+// fail ends the sender with err, or dials again if the connection never
+// got anywhere and redials are left.
+func (snd *streamSender) fail(t *Task, what string, err error) {
+	if snd.c.Redials >= snd.x.Redials || snd.c.Receiver != nil || !neverConnected(snd.s, err) {
+		t.Exit(fmt.Errorf("%s: %w", what, err))
+		return
+	}
+	_ = snd.s.Close() // it has failed already
+	s, derr := snd.x.Transport.Dial(snd.x.Client, snd.raddr)
+	if derr != nil {
+		t.Exit(fmt.Errorf("%s: %w; dialling again: %w", what, err, derr))
+		return
+	}
+	snd.c.Redials++
+	snd.c.client, snd.s = s, s
+	snd.off, snd.shut, snd.c.Written = 0, false, 0
+	s.SetNotify(t.Wake)
+	t.Wake()
+}
+
+// neverConnected reports whether err ended a connection that the peer
+// never acknowledged a byte of: refused, unreachable, or timed out.
+// Without BytesAcked on the stream, it cannot tell.
+func neverConnected(s Stream, err error) bool {
+	a, ok := s.(interface{ BytesAcked() uint64 })
+	if !ok || a.BytesAcked() != 0 {
+		return false
+	}
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ETIMEDOUT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // fill puts the stream's bytes [off, off+len(b)) in b: the header, then the
@@ -340,6 +395,7 @@ func (rcv *streamReceiver) header() error {
 		return integrityf("connection %d accepted twice", id)
 	}
 	c.Receiver = rcv.task
+	c.server = rcv.s
 	rcv.c = c
 	rcv.pat = NewPattern(rcv.task.w.Seed(), streamPatternID(int(id)))
 	if x.Bytes == 0 {

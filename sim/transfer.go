@@ -12,8 +12,9 @@ import (
 )
 
 // TransferOptions is the scenario behind `tapstack sim`: two hosts on one
-// point-to-point link, both directions impaired alike, Conns connections
-// (or flows) of Bytes bytes each from the client to the server.
+// point-to-point link, both directions impaired alike, Conns TCP
+// connections (or UDP flows) of Bytes bytes each from the client to the
+// server.
 type TransferOptions struct {
 	Seed                        uint64
 	Loss, Reorder, Dup, Corrupt impair.Prob
@@ -25,11 +26,11 @@ type TransferOptions struct {
 	Partitions []impair.Interval
 	Bytes      int64 // per connection
 	Conns      int
-	// Transport carries the connections; nil sends a UDP flow per
-	// connection instead (see RunTransfer).
+	// Transport carries the connections; nil means TCP.
 	Transport Transport
-	// UDPInterval is the time between one flow's datagrams when Transport
-	// is nil; 0 means 1ms (11.6 Mbit/s per flow).
+	// UDP sends a UDP flow per connection instead (see RunTransfer), one
+	// datagram every UDPInterval; 0 means 1ms (11.6 Mbit/s per flow).
+	UDP         bool
 	UDPInterval time.Duration
 	// Limit bounds the run in virtual time; 0 means 1h (streams) or the
 	// flows' sending time plus 10s (UDP).
@@ -45,7 +46,7 @@ type TransferOptions struct {
 // sim` prints, ending with the `trace:` line.
 type Result struct {
 	Options   TransferOptions
-	Transport string // "udp", or the Transport's String or type
+	Transport string // "tcp", "udp", or the Transport's String or type
 
 	Sent      int64 // data bytes sent (UDP: whole datagrams' payloads)
 	Delivered int64 // data bytes delivered and verified (UDP: distinct datagrams)
@@ -61,7 +62,10 @@ type Result struct {
 
 	Wire         impair.Stats // both directions together
 	BadChecksums uint64       // packets the stacks' checksums caught
-	Digest       string
+	// TCP, both stacks together: segments sent again, and how recoveries
+	// began.
+	Retransmits, FastRetransmits, Timeouts uint64
+	Digest                                 string
 }
 
 // RunTransfer builds and runs the transfer scenario, verifies every byte,
@@ -69,19 +73,24 @@ type Result struct {
 // wraps ErrIntegrity then), the run hit its Limit, or the scenario could
 // not be built; the Result describes the run up to that point.
 //
-// With a Transport, each connection carries Bytes bytes of its own pattern
-// and must deliver them exactly, in order, then close cleanly on both
-// sides. Without one (until netstack's TCP is wired in as a Transport),
-// each connection is a UDP flow of ceil(Bytes/1456) datagrams of 1472
-// bytes, one every UDPInterval: nothing is retransmitted, so loss reduces
-// Delivered, but every datagram that arrives must be intact.
+// Over TCP (or another Transport), each connection carries Bytes bytes of
+// its own pattern and must deliver them exactly, in order, then close
+// cleanly on both sides. With UDP, each connection is a UDP flow of
+// ceil(Bytes/1456) datagrams of 1472 bytes, one every UDPInterval: nothing
+// is retransmitted, so loss reduces Delivered, but every datagram that
+// arrives must be intact.
 func RunTransfer(opts TransferOptions) (Result, error) {
 	wallStart := time.Now() // the only wall-clock read: for the summary
+	if opts.Transport == nil {
+		opts.Transport = TCP{}
+	}
 	res := Result{Options: opts, Transport: "udp"}
-	if s, ok := opts.Transport.(fmt.Stringer); ok {
-		res.Transport = s.String()
-	} else if opts.Transport != nil {
-		res.Transport = strings.TrimPrefix(fmt.Sprintf("%T", opts.Transport), "*")
+	if !opts.UDP {
+		if s, ok := opts.Transport.(fmt.Stringer); ok {
+			res.Transport = s.String()
+		} else {
+			res.Transport = strings.TrimPrefix(fmt.Sprintf("%T", opts.Transport), "*")
+		}
 	}
 	if opts.Conns < 1 || opts.Bytes < 0 {
 		return res, fmt.Errorf("sim: transfer: Conns %d and Bytes %d must be positive", opts.Conns, opts.Bytes)
@@ -104,10 +113,10 @@ func RunTransfer(opts TransferOptions) (Result, error) {
 			return res, err
 		}
 	}
-	if opts.Transport != nil {
-		err = runStreams(w, &res, client, server)
-	} else {
+	if opts.UDP {
 		err = runFlows(w, &res, client, server)
+	} else {
+		err = runStreams(w, &res, client, server)
 	}
 	res.SimTime = time.Duration(w.Now())
 	res.WallTime = time.Since(wallStart)
@@ -117,7 +126,10 @@ func RunTransfer(opts TransferOptions) (Result, error) {
 	}
 	for _, h := range w.Hosts() {
 		st := h.Stats()
-		res.BadChecksums += st.IPv4.BadChecksum + st.ICMP.BadChecksum + st.UDP.BadChecksum
+		res.BadChecksums += st.IPv4.BadChecksum + st.ICMP.BadChecksum + st.UDP.BadChecksum + st.TCP.BadChecksum
+		res.Retransmits += st.TCP.Retransmits
+		res.FastRetransmits += st.TCP.FastRetransmits
+		res.Timeouts += st.TCP.Timeouts
 	}
 	res.Digest = w.Digest()
 	if err == nil {
@@ -145,7 +157,7 @@ const transferPort = 5001
 func runStreams(w *World, res *Result, client, server *Host) error {
 	o := &res.Options
 	run, err := w.StartTransfer(Transfer{Transport: o.Transport, Client: client, Server: server,
-		Port: transferPort, Conns: o.Conns, Bytes: o.Bytes})
+		Port: transferPort, Conns: o.Conns, Bytes: o.Bytes, Redials: 3})
 	if err != nil {
 		return err
 	}
@@ -275,6 +287,9 @@ func (r *Result) Command() string {
 		fmt.Fprintf(&b, " --delay %v", o.Delay)
 	}
 	fmt.Fprintf(&b, " --bytes %d --conns %d", o.Bytes, o.Conns)
+	if o.UDP {
+		b.WriteString(" --udp")
+	}
 	return b.String()
 }
 
@@ -287,9 +302,12 @@ func (r *Result) String() string {
 	}
 	fmt.Fprintf(&b, "transfer: %d × %d bytes over %s: %d sent, %d delivered and verified (%.1f%%)\n",
 		r.Options.Conns, r.Options.Bytes, r.Transport, r.Sent, r.Delivered, pct)
-	if r.Transport == "udp" {
+	if r.Options.UDP {
 		fmt.Fprintf(&b, "datagrams: %d sent, %d received, %d duplicates, %d out of order\n",
 			r.Datagrams, r.Unique, r.Duplicates, r.Reordered)
+	} else {
+		fmt.Fprintf(&b, "retransmissions: %d segments (%d fast recoveries, %d timeouts)\n",
+			r.Retransmits, r.FastRetransmits, r.Timeouts)
 	}
 	fmt.Fprintf(&b, "goodput: %.3f Mbit/s over %v simulated\n", r.Goodput()/1e6, r.Elapsed)
 	fmt.Fprintf(&b, "wire: %d frames, %d dropped, %d duplicated, %d reordered, %d corrupted; stacks counted %d bad checksums\n",
