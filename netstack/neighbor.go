@@ -162,6 +162,7 @@ func (c *neighborCache) learnLocked(now mono.Time, a netip.Addr, mac ip.MAC, cre
 
 // onTimer retries, ages and forgets entries.
 func (c *neighborCache) onTimer(now mono.Time) {
+	var failed []*[]byte
 	for i := 0; i < len(c.entries); i++ {
 		e := c.entries[i]
 		if e.timer > now {
@@ -173,11 +174,12 @@ func (c *neighborCache) onTimer(now mono.Time) {
 				c.sendRequestLocked(now, e, e.state == neighProbe)
 				continue
 			}
-			// Resolution failed: the waiting packets' senders hear of it.
+			// Resolution failed: the entry goes, then (below, once the
+			// cache is consistent again) the waiting packets' senders hear
+			// of it; their reactions may send packets or add entries.
 			c.nic.s.stats.ARP.ResolutionFailed++
-			for _, p := range e.pending {
-				c.nic.unreachableLocked(now, p)
-			}
+			failed = append(failed, e.pending...)
+			e.pending = nil
 			c.remove(i)
 			i--
 		case neighReachable:
@@ -189,6 +191,10 @@ func (c *neighborCache) onTimer(now mono.Time) {
 		}
 	}
 	c.armLocked()
+	for _, p := range failed {
+		c.nic.unreachableLocked(now, p)
+		putBuf(p)
+	}
 }
 
 // armLocked sets the cache's deadline to its earliest entry timer.
