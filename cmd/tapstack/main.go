@@ -17,6 +17,7 @@ const usage = `usage: tapstack COMMAND [flags]
 
 commands:
   up     bring up an interface and serve on it
+  get    fetch a URL over HTTP through the stack
   ping   send ICMP echo requests through the stack
 
 Run 'tapstack COMMAND -h' for a command's flags.
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "up":
 		err = cmdUp(args[1:], stdout, stderr)
+	case "get":
+		err = cmdGet(args[1:], stdout, stderr)
 	case "ping":
 		err = cmdPing(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

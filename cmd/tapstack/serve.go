@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"time"
 	"net"
 	"net/netip"
 	"sort"
@@ -17,20 +21,28 @@ type service struct {
 	port uint16
 }
 
-// udpServices answer on UDP; the TCP variants and http come with TCP.
-var udpServices = map[string]func(c *netstack.UDPConn){
-	"echo":    serveUDPEcho,
-	"discard": serveUDPDiscard,
-	"chargen": serveUDPChargen,
-}
+// udpServices answer on UDP, tcpServices on TCP; echo, discard and
+// chargen do both, http only TCP.
+var (
+	udpServices = map[string]func(c *netstack.UDPConn){
+		"echo":    serveUDPEcho,
+		"discard": serveUDPDiscard,
+		"chargen": serveUDPChargen,
+	}
+	tcpServices = map[string]func(c net.Conn){
+		"echo":    serveTCPEcho,
+		"discard": serveTCPDiscard,
+		"chargen": serveTCPChargen,
+	}
+)
 
 func knownService(name string) bool {
-	_, ok := udpServices[name]
-	return ok
+	_, udp := udpServices[name]
+	return udp || name == "http"
 }
 
 func serviceNames() []string {
-	var names []string
+	names := []string{"http"}
 	for n := range udpServices {
 		names = append(names, n)
 	}
@@ -38,19 +50,51 @@ func serviceNames() []string {
 	return names
 }
 
+// protocols says where a service listens, for the start-up message.
+func (sv service) protocols() string {
+	if sv.name == "http" {
+		return fmt.Sprintf("tcp/%d", sv.port)
+	}
+	return fmt.Sprintf("tcp/%d and udp/%d", sv.port, sv.port)
+}
+
 // running is the set of started services.
 type running struct {
 	closers []io.Closer
+	https   []*http.Server
 	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
 }
 
-func startServices(st *netstack.Stack, svcs []service) (*running, error) {
-	r := &running{}
+func startServices(st *netstack.Stack, svcs []service, httpRoot string) (*running, error) {
+	r := &running{conns: map[net.Conn]struct{}{}}
 	for _, sv := range svcs {
-		c, err := st.ListenUDP(netip.AddrPortFrom(netip.Addr{}, sv.port))
+		addr := netip.AddrPortFrom(netip.Addr{}, sv.port)
+		ln, err := st.ListenTCP(addr)
 		if err != nil {
 			r.close()
-			return nil, &setupError{err}
+			return nil, &setupError{fmt.Errorf("%s on tcp/%d: %w", sv.name, sv.port, err)}
+		}
+		r.closers = append(r.closers, ln)
+		if sv.name == "http" {
+			srv := &http.Server{Handler: http.FileServer(http.Dir(httpRoot)), ReadHeaderTimeout: 30 * time.Second}
+			r.https = append(r.https, srv)
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				srv.Serve(ln)
+			}()
+			continue
+		}
+		r.wg.Add(1)
+		go r.acceptLoop(ln, tcpServices[sv.name])
+		c, err := st.ListenUDP(addr)
+		if err != nil {
+			r.close()
+			return nil, &setupError{fmt.Errorf("%s on udp/%d: %w", sv.name, sv.port, err)}
 		}
 		r.closers = append(r.closers, c)
 		r.wg.Add(1)
@@ -62,12 +106,87 @@ func startServices(st *netstack.Stack, svcs []service) (*running, error) {
 	return r, nil
 }
 
-// close stops every service and waits for its goroutines.
+// acceptLoop serves each connection of ln on its own goroutine.
+func (r *running) acceptLoop(ln net.Listener, serve func(net.Conn)) {
+	defer r.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		r.mu.Lock()
+		if r.closing {
+			r.mu.Unlock()
+			c.Close()
+			return
+		}
+		r.conns[c] = struct{}{}
+		r.wg.Add(1)
+		r.mu.Unlock()
+		go func() {
+			defer r.wg.Done()
+			serve(c)
+			c.Close()
+			r.mu.Lock()
+			delete(r.conns, c)
+			r.mu.Unlock()
+		}()
+	}
+}
+
+// active returns the number of open service connections.
+func (r *running) active() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
+}
+
+// close stops every service: listeners and sockets close, open connections
+// are closed (a FIN, not a reset), HTTP servers shut down, and close waits
+// for every goroutine, at most grace for HTTP requests in flight.
 func (r *running) close() {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
 	for _, c := range r.closers {
 		c.Close()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, srv := range r.https {
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}
+	r.mu.Lock()
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// serveTCPEcho sends back everything it reads (RFC 862).
+func serveTCPEcho(c net.Conn) { io.Copy(c, c) }
+
+// serveTCPDiscard reads and drops everything (RFC 863).
+func serveTCPDiscard(c net.Conn) { io.Copy(io.Discard, c) }
+
+// serveTCPChargen sends the rotating pattern until the peer closes (RFC
+// 864), ignoring what it sends.
+func serveTCPChargen(c net.Conn) {
+	go io.Copy(io.Discard, c) // ends when c closes
+	const linesPerWrite = 64
+	buf := make([]byte, 0, 74*linesPerWrite)
+	for line := 0; ; line += linesPerWrite {
+		buf = chargenLines(buf[:0], line, linesPerWrite)
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
 }
 
 // serveUDPEcho sends every datagram back (RFC 862).

@@ -14,16 +14,32 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tapstack/tapstack/device"
 	"github.com/tapstack/tapstack/netstack"
 )
+
+// rate formats a byte rate.
+func rate(bytes uint64, secs float64) string {
+	r := float64(bytes) / secs
+	switch {
+	case r >= 1e9:
+		return fmt.Sprintf("%.1f GB", r/1e9)
+	case r >= 1e6:
+		return fmt.Sprintf("%.1f MB", r/1e6)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1f kB", r/1e3)
+	}
+	return fmt.Sprintf("%.0f B", r)
+}
 
 func cmdUp(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	var f ifaceFlags
 	f.register(fs, true)
 	serve := fs.String("serve", "", "services to offer, NAME=PORT,...: "+strings.Join(serviceNames(), ", "))
+	httpRoot := fs.String("http-root", ".", "directory the http service serves")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: tapstack up --dev DEV --addr A.B.C.D/N [--gw G] [--mac MAC] [--mtu N] [--backend tap|raw] [--serve echo=7,discard=9,chargen=19] [--pcap FILE] [--loss P] [--reorder P] [--dup P] [--corrupt P] [--delay DUR] [--seed N]")
+		fmt.Fprintln(fs.Output(), "usage: tapstack up --dev DEV --addr A.B.C.D/N [--gw G] [--mac MAC] [--mtu N] [--backend tap|raw] [--serve echo=7,discard=9,chargen=19,http=80] [--http-root DIR] [--pcap FILE] [--loss P] [--reorder P] [--dup P] [--corrupt P] [--delay DUR] [--seed N]")
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args, stderr)
@@ -41,18 +57,21 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if st, err := os.Stat(*httpRoot); err != nil || !st.IsDir() {
+		return usagef("--http-root %q is not a directory", *httpRoot)
+	}
 	ifc, err := openIface(c)
 	if err != nil {
 		return err
 	}
 	defer ifc.close()
-	run, err := startServices(ifc.stack, svcs)
+	run, err := startServices(ifc.stack, svcs, *httpRoot)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "tapstack: up on %s\n", ifc.describe())
 	for _, sv := range svcs {
-		fmt.Fprintf(stdout, "tapstack: serving %s on udp/%d\n", sv.name, sv.port)
+		fmt.Fprintf(stdout, "tapstack: serving %s on %s\n", sv.name, sv.protocols())
 	}
 	if d := describeImpairments(c.ifaceFlags); d != "" {
 		fmt.Fprintf(stdout, "tapstack: impairments: %s\n", d)
@@ -73,7 +92,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 		defer t.Stop()
 		status = t.C
 	}
-	var last netstack.Stats
+	var lastDev device.Stats
 	lastAt := time.Now()
 	for {
 		select {
@@ -89,10 +108,11 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 		case now := <-status:
 			st := ifc.stack.Stats()
 			secs := now.Sub(lastAt).Seconds()
-			fmt.Fprintf(stdout, "\r\x1b[Krx %.0f frames/s  tx %.0f frames/s  drops %d",
-				float64(st.Link.FramesReceived-last.Link.FramesReceived)/secs,
-				float64(st.Link.FramesSent-last.Link.FramesSent)/secs, drops(st))
-			last, lastAt = st, now
+			d := ifc.counters.Stats()
+			fmt.Fprintf(stdout, "\r\x1b[Kconns %d  rx %s/s  tx %s/s  drops %d",
+				run.active(), rate(d.RxBytes-lastDev.RxBytes, secs), rate(d.TxBytes-lastDev.TxBytes, secs), drops(st))
+			lastDev = d
+			lastAt = now
 		}
 	}
 }
@@ -111,26 +131,40 @@ func drops(st netstack.Stats) uint64 {
 	n += c.Malformed + c.BadChecksum
 	u := st.UDP
 	n += u.Malformed + u.BadChecksum + u.NoPort + u.ReceiveBufferErrors
+	t := st.TCP
+	n += t.Malformed + t.BadChecksum + t.NotUnicast + t.ListenOverflows
 	return n
 }
 
 // printCounters prints every counter of the stack and the device, one per
 // line, as "layer.Name value".
 func printCounters(w io.Writer, ifc *iface) {
-	st := ifc.stack.Stats()
-	v := reflect.ValueOf(st)
+	v := reflect.ValueOf(ifc.stack.Stats())
 	for i := range v.NumField() {
-		layer := v.Type().Field(i).Name
-		lv := v.Field(i)
-		for j := range lv.NumField() {
-			fmt.Fprintf(w, "%s.%s %d\n", strings.ToLower(layer), lv.Type().Field(j).Name, lv.Field(j).Uint())
-		}
+		printFields(w, strings.ToLower(v.Type().Field(i).Name), v.Field(i))
 	}
 	d := ifc.counters.Stats()
 	fmt.Fprintf(w, "device.RxFrames %d\ndevice.TxFrames %d\ndevice.RxBytes %d\ndevice.TxBytes %d\n",
 		d.RxFrames, d.TxFrames, d.RxBytes, d.TxBytes)
 	if ifc.impaired != nil {
 		fmt.Fprintf(w, "impair %+v\n", ifc.impaired.Stats())
+	}
+}
+
+// printFields prints the unsigned counters of struct v, descending into
+// embedded and nested structs.
+func printFields(w io.Writer, prefix string, v reflect.Value) {
+	for i := range v.NumField() {
+		f, fv := v.Type().Field(i), v.Field(i)
+		switch {
+		case !f.IsExported():
+		case fv.Kind() == reflect.Struct && f.Anonymous:
+			printFields(w, prefix, fv)
+		case fv.Kind() == reflect.Struct:
+			printFields(w, prefix+"."+f.Name, fv)
+		case fv.CanUint():
+			fmt.Fprintf(w, "%s.%s %d\n", prefix, f.Name, fv.Uint())
+		}
 	}
 }
 
