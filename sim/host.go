@@ -170,6 +170,7 @@ func (w *World) Link(a, b End, ab, ba impair.Config) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	dab.fromHost, dba.fromHost = true, true
 	l := &Link{AB: dab, BA: dba}
 	// The receiving ends are filled in before any frame can arrive: frames
 	// a NIC sends while it is being added (its announcement) wait in the

@@ -132,6 +132,7 @@ func (w *World) Attach(sw *Switch, e End, up, down impair.Config) (*Port, error)
 		return nil, err
 	}
 	p.Up.to = &switchPort{sw: sw, index: p.Index}
+	p.Up.fromHost = true
 	sw.ports = append(sw.ports, p)
 	if p.NIC, err = w.addNIC(e, p.Up); err != nil {
 		return nil, err

@@ -19,6 +19,9 @@ type Dir struct {
 	imp   *impair.Link
 	to    port
 	stats DirStats
+	// fromHost: the sending end is a host's interface (not a switch), so
+	// frames handed in here are on their first hop.
+	fromHost bool
 }
 
 // DirStats counts what a direction carried, on top of its impairment

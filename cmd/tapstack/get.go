@@ -156,4 +156,3 @@ func bar(n int) string {
 }
 
 func size(n int64) string { return rate(uint64(n), 1) }
-

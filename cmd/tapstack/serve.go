@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"time"
 	"net"
+	"net/http"
 	"net/netip"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/tapstack/tapstack/netstack"
 )
