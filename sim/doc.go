@@ -68,7 +68,10 @@
 // epoch (delivered frames; optionally dropped ones to a second file);
 // World.Observe lets a checker see every frame sent, dropped and
 // delivered. Hosts report netstack.Stats, Dirs DirStats and impair.Stats,
-// switches SwitchStats.
+// switches SwitchStats. World.TraceTCP reads TCP connections off the wire
+// as tcptrace does — per connection and direction: segments, which were
+// sent again or dropped, ACKs, RTT samples, data in flight over time — and
+// WriteSVG draws them as time-sequence graphs.
 //
 // RunTransfer is the scenario behind `tapstack sim`: two hosts, one
 // impaired link, a TCP transfer (or UDP flows), a Result whose String is
@@ -79,9 +82,9 @@
 // A failing seed is a bug report: the package's tests take -seed N to run
 // one seed, and print `go test ./sim -run TestName -seed N` on failure.
 //
-// # Still to come
+// # Not yet
 //
-// Per-connection statistics over time (RTT, congestion window) and the SVG
-// time-sequence plot of `tapstack sim --plot`: TCPConn does not report its
-// RTT or window, so they are to be read off the wire with World.Observe.
+// The congestion window and smoothed RTT as the stack holds them: TCPConn
+// does not report them, so the trace shows the wire's view (data in
+// flight, RTT samples), which is what tcptrace shows too.
 package sim

@@ -65,7 +65,12 @@ type Result struct {
 	// TCP, both stacks together: segments sent again, and how recoveries
 	// began.
 	Retransmits, FastRetransmits, Timeouts uint64
-	Digest                                 string
+	// Flows are the TCP connections' data directions as read off the
+	// wire (TCPTrace), redialled attempts included: per-connection
+	// retransmissions, RTT samples and data in flight over time. WriteSVG
+	// draws them.
+	Flows  []*TCPFlow
+	Digest string
 }
 
 // RunTransfer builds and runs the transfer scenario, verifies every byte,
@@ -156,6 +161,7 @@ const transferPort = 5001
 
 func runStreams(w *World, res *Result, client, server *Host) error {
 	o := &res.Options
+	trace := w.TraceTCP()
 	run, err := w.StartTransfer(Transfer{Transport: o.Transport, Client: client, Server: server,
 		Port: transferPort, Conns: o.Conns, Bytes: o.Bytes, Redials: 3})
 	if err != nil {
@@ -176,6 +182,11 @@ func runStreams(w *World, res *Result, client, server *Host) error {
 		res.Elapsed = time.Duration(end)
 	} else {
 		res.Elapsed = time.Duration(w.Now())
+	}
+	for _, f := range trace.Flows() {
+		if f.Src.Addr() == client.Addr() {
+			res.Flows = append(res.Flows, f)
+		}
 	}
 	return err
 }
@@ -308,6 +319,11 @@ func (r *Result) String() string {
 	} else {
 		fmt.Fprintf(&b, "retransmissions: %d segments (%d fast recoveries, %d timeouts)\n",
 			r.Retransmits, r.FastRetransmits, r.Timeouts)
+	}
+	for _, f := range r.Flows {
+		st := &f.Stats
+		fmt.Fprintf(&b, "  %v>%v: %d bytes in %v, %d of %d segments sent again, %d dropped by the wire, max %d bytes in flight, RTT %v\n",
+			f.Src, f.Dst, st.Bytes, st.Last.Sub(st.First), st.Retransmits, st.Segments, st.Dropped, st.MaxFlight, st.RTT)
 	}
 	fmt.Fprintf(&b, "goodput: %.3f Mbit/s over %v simulated\n", r.Goodput()/1e6, r.Elapsed)
 	fmt.Fprintf(&b, "wire: %d frames, %d dropped, %d duplicated, %d reordered, %d corrupted; stacks counted %d bad checksums\n",
