@@ -102,3 +102,36 @@ func BenchmarkPatternCheck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLossyTCP60s is a minute of simulated time of two TCP
+// connections moving bulk data over a 1% lossy, reordering 20ms link
+// limited to 50 Mbit/s with a 1 MiB queue.
+func BenchmarkLossyTCP60s(b *testing.B) {
+	b.ReportAllocs()
+	var frames, verified uint64
+	cpu := cpuTime()
+	for i := 0; b.Loop(); i++ {
+		cfg := impair.Config{Loss: impair.Percent, Reorder: impair.Percent, Delay: 10 * time.Millisecond,
+			Rate: 50_000_000, Queue: 1 << 20}
+		w := New(Config{Seed: uint64(i)})
+		a := must(w.AddHost("a"))(b)
+		h := must(w.AddHost("b"))(b)
+		must(w.Link(End{Host: a, Addr: prefixA}, End{Host: h, Addr: prefixB}, cfg, cfg))(b)
+		run := must(w.StartTransfer(Transfer{Transport: TCP{}, Client: a, Server: h, Port: 80, Conns: 2, Bytes: 1 << 40}))(b)
+		if err := w.Run(mono.Time(60 * time.Second)); err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range w.Dirs() {
+			frames += d.Stats().Frames
+		}
+		verified += uint64(run.Verified())
+		w.Close()
+	}
+	cpu = cpuTime() - cpu
+	b.ReportMetric(60*float64(b.N)/b.Elapsed().Seconds(), "x-realtime")
+	if cpu > 0 {
+		b.ReportMetric(60*float64(b.N)/cpu.Seconds(), "x-realtime-cpu")
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
+	b.ReportMetric(float64(verified)*8/60/float64(b.N)/1e6, "Mbit/s-simulated")
+}
