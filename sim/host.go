@@ -51,7 +51,9 @@ func (w *World) claim(name string) error {
 // Name returns the host's name.
 func (h *Host) Name() string { return h.name }
 
-// Stack returns the host's stack. Call it only from the World's goroutine.
+// Stack returns the host's stack. Call it only from the World's goroutine,
+// and only its non-blocking calls: a blocking call waits for a World that
+// is not running.
 func (h *Host) Stack() *netstack.Stack { return h.stack }
 
 // NICs returns the host's interfaces in the order they were attached.

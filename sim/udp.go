@@ -29,7 +29,7 @@ const (
 
 // ErrIntegrity is wrapped by every failure of a data check: a payload that
 // is not what was sent, in content, length, sequence or flow.
-var ErrIntegrity = errors.New("integrity")
+var ErrIntegrity = errors.New("integrity check failed")
 
 func integrityf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrIntegrity}, args...)...)
