@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,7 +155,7 @@ func TestPatternVerifies(t *testing.T) {
 			}
 			const n = 3*patPeriod + 777 // crosses the period, an odd tail
 			go func() { _ = sendPattern(w, 5, n, 50_000) }()
-			idx, got, err := recvPattern(b, make([]byte, patRead))
+			idx, got, err := recvPattern(b, make([]byte, patRead), new(atomic.Int64))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapstack/tapstack/sim/impair"
@@ -39,6 +40,9 @@ const benchPort = 5001
 // dial: far beyond any retransmission the in-memory wire can cause, so
 // hitting it means the stack is stuck, and the error says where.
 const stepTimeout = 30 * time.Second
+
+// stallTimeout is how long a bulk transfer may go without a byte arriving.
+const stallTimeout = time.Minute
 
 // runWorkload runs sp on the named stack in this process.
 func runWorkload(sp spec, stackName string) (measure, error) {
@@ -129,7 +133,7 @@ func sendPattern(c net.Conn, idx uint64, n int64, w int) (err error) {
 
 // recvPattern reads a connection's stream to EOF, checking every byte
 // against the pattern, and returns its index and the payload length.
-func recvPattern(c net.Conn, buf []byte) (uint64, int64, error) {
+func recvPattern(c net.Conn, buf []byte, progress *atomic.Int64) (uint64, int64, error) {
 	defer c.Close()
 	var hdr [8]byte
 	if _, err := io.ReadFull(c, hdr[:]); err != nil {
@@ -147,6 +151,7 @@ func recvPattern(c net.Conn, buf []byte) (uint64, int64, error) {
 			}
 			off += uint64(n)
 			got += int64(n)
+			progress.Add(int64(n))
 		}
 		if err == io.EOF {
 			return idx, got, nil
@@ -192,9 +197,10 @@ func runBulk(p Pair, sp spec) (measure, error) {
 
 	cpu0 := cpuTime()
 	start := time.Now()
+	var progress atomic.Int64
 	for _, c := range accepted {
 		go func() {
-			idx, n, err := recvPattern(c, make([]byte, patRead))
+			idx, n, err := recvPattern(c, make([]byte, patRead), &progress)
 			results <- got{idx, n, err}
 		}()
 	}
@@ -204,8 +210,28 @@ func runBulk(p Pair, sp spec) (measure, error) {
 	}
 	var errs []error
 	seen := make([]bool, sp.Conns)
-	for range sp.Conns {
-		r := <-results
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, lastAt := int64(0), time.Now()
+	for done := 0; done < sp.Conns; {
+		var r got
+		select {
+		case r = <-results:
+			done++
+		case now := <-tick.C:
+			// A transfer that stops moving is a failure, reported with
+			// the counters that explain it, not a child killed later.
+			if n := progress.Load(); n != last {
+				last, lastAt = n, now
+			} else if now.Sub(lastAt) > stallTimeout && lastAt != (time.Time{}) {
+				errs = append(errs, fmt.Errorf("stalled: no data for %s after %d of %d bytes; tcp counters %v",
+					stallTimeout, n, sp.Bytes*int64(sp.Conns), p.Counters()))
+				lastAt = time.Time{}
+				closeAll(conns)
+				closeAll(accepted)
+			}
+			continue
+		}
 		switch {
 		case r.err != nil:
 			errs = append(errs, r.err)
