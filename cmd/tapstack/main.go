@@ -19,6 +19,7 @@ commands:
   up     bring up an interface and serve on it
   get    fetch a URL over HTTP through the stack
   ping   send ICMP echo requests through the stack
+  sim    transfer data between two stacks on a simulated, impaired wire
 
 Run 'tapstack COMMAND -h' for a command's flags.
 `
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdUp(args[1:], stdout, stderr)
 	case "get":
 		err = cmdGet(args[1:], stdout, stderr)
+	case "sim":
+		err = cmdSim(args[1:], stdout, stderr)
 	case "ping":
 		err = cmdPing(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
