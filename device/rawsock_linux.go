@@ -128,6 +128,13 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 	// Linux 4.20+; older kernels loop our frames back, which readFrames
 	// also recognises by their packet type.
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	// The default receive queue (net.core.rmem_default, about 90 full
+	// frames) overflows whenever a TCP sender's burst outruns one read
+	// batch; a TAP queues 1000 frames. Ask for rawRcvBuf, past rmem_max
+	// when privileged; otherwise take what rmem_max allows.
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rawRcvBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rawRcvBuf)
+	}
 
 	d.file = os.NewFile(uintptr(fd), "packet:"+name)
 	ok = true
@@ -154,6 +161,10 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 	d.statsFn = d.readStats
 	return d, nil
 }
+
+// rawRcvBuf is the receive queue a raw socket asks for, in bytes of
+// buffer space (the kernel doubles it for its bookkeeping).
+const rawRcvBuf = 4 << 20
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
