@@ -43,6 +43,8 @@ func main() {
 		casesFlag  = flag.String("cases", "", "comma-separated cases to run: "+strings.Join(kinds, ","))
 		runs       = flag.Int("runs", 0, "runs of each case on each stack (default 3, or 1 with -quick)")
 		idleN      = flag.String("idle-n", "", "comma-separated idle pair counts (default 10000, or 1000 with -quick)")
+		rrIters    = flag.Int("rr-iters", 0, "rr round trips (default 20000, or 2000 with -quick)")
+		crrIters   = flag.Int("crr-iters", 0, "crr connections (default 5000, or 200 with -quick)")
 		stacksFlag = flag.String("stacks", strings.Join(stacks, ","), "stacks to run")
 		jsonOut    = flag.String("json", "", "write every run's result and the table as JSON to this file")
 		mdOut      = flag.String("md", "", "write the table as markdown to this file")
@@ -80,6 +82,12 @@ func main() {
 		if sz.idlePairs, err = parseInts(*idleN); err != nil {
 			fatalf("-idle-n: %v", err)
 		}
+	}
+	if *rrIters > 0 {
+		sz.rrIters = *rrIters
+	}
+	if *crrIters > 0 {
+		sz.crrIters = *crrIters
 	}
 	if *runs == 0 {
 		*runs = 3
