@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(iproute2 iputils-ping arping tshark tcpdump socat netcat-openbsd curl)
+pkgs=(iproute2 iputils-ping arping tshark tcpdump socat netcat-openbsd curl wrk python3 ethtool)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -102,9 +102,26 @@ func binSize(n int64) string {
 }
 
 // throughputs collects a test's measurements for its closing summary.
+// Each line also names how much the counters of sample grew during the
+// check: frames the kernel dropped on their way to the stack because the
+// queue was full, and each side's TCP retransmissions and timeouts.
 type throughputs struct {
+	sample func() map[string]int64 // nil: no counters
+
 	mu    sync.Mutex
 	lines []string
+	first map[string]int64
+	last  map[string]int64
+}
+
+// counterNames are sample's keys, in the order lines show them.
+var counterNames = []string{"dropped", "stack rexmit", "stack RTO", "kernel rexmit", "kernel RTO"}
+
+// start takes the baseline sample.
+func (r *throughputs) start(sample func() map[string]int64) {
+	r.sample = sample
+	r.first = sample()
+	r.last = r.first
 }
 
 // bytes logs and records n bytes moved in secs.
@@ -113,13 +130,103 @@ func (r *throughputs) bytes(t *testing.T, what string, n int64, secs float64) {
 	r.add(t, fmt.Sprintf("%-40s %9.1f MB/s  (%d bytes in %.3fs)", what, float64(n)/secs/1e6, n, secs))
 }
 
-// add logs and records a measurement line.
+// add logs and records a measurement line, with the counters' growth
+// since the previous line.
 func (r *throughputs) add(t *testing.T, line string) {
 	t.Helper()
+	if r.sample != nil {
+		now := r.sample()
+		line += growth(r.last, now)
+		r.last = now
+	}
 	t.Log(line)
 	r.mu.Lock()
 	r.lines = append(r.lines, line)
 	r.mu.Unlock()
+}
+
+// totals records the counters' growth over the whole test.
+func (r *throughputs) totals(t *testing.T, label string) {
+	t.Helper()
+	if r.sample == nil {
+		return
+	}
+	r.add(t, fmt.Sprintf("%-40s", label+"in all:")+growth(r.first, r.sample()))
+}
+
+// growth formats the counters that grew from a to b, "" if none.
+func growth(a, b map[string]int64) string {
+	var parts []string
+	for _, k := range counterNames {
+		if d := b[k] - a[k]; d != 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, d))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(parts, ", ") + "]"
+}
+
+var (
+	stackTCPRE  = regexp.MustCompile(`(?m)^tcp\.(Retransmits|Timeouts) (\d+)$`)
+	kernelTCPRE = regexp.MustCompile(`(?m)^(TcpRetransSegs|TcpExtTCPTimeouts)\s+(\d+)`)
+)
+
+// tcpCounters samples the stack's TCP retransmissions and timeouts (from
+// tapstack up's counters) and the kernel's in ns (from nstat), then adds
+// drops, the frames the kernel dropped before they reached the stack.
+func tcpCounters(ns *testnet.NS, up *upProcess, drops func() (int64, bool)) func() map[string]int64 {
+	names := map[string]string{
+		"Retransmits": "stack rexmit", "Timeouts": "stack RTO",
+		"TcpRetransSegs": "kernel rexmit", "TcpExtTCPTimeouts": "kernel RTO",
+	}
+	return func() map[string]int64 {
+		m := map[string]int64{}
+		put := func(kvs [][]string) {
+			for _, kv := range kvs {
+				m[names[kv[1]]], _ = strconv.ParseInt(kv[2], 10, 64)
+			}
+		}
+		put(stackTCPRE.FindAllStringSubmatch(up.counters(), -1))
+		if out, err := testnet.Run(ns, 10*time.Second, "nstat", "-asz"); err == nil {
+			put(kernelTCPRE.FindAllStringSubmatch(out, -1))
+		}
+		if n, ok := drops(); ok {
+			m["dropped"] = n
+		}
+		return m
+	}
+}
+
+// tapDrops counts the frames the kernel dropped because the TAP's queue
+// (1000 frames) was full: its side's transmit drops.
+func tapDrops(ns *testnet.NS, dev string) func() (int64, bool) {
+	return func() (int64, bool) {
+		out, err := testnet.Run(ns, 10*time.Second, "ip", "-j", "-s", "link", "show", "dev", dev)
+		var info []struct {
+			Stats64 struct{ TX struct{ Dropped int64 } } `json:"stats64"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &info) != nil || len(info) != 1 {
+			return 0, false
+		}
+		return info[0].Stats64.TX.Dropped, true
+	}
+}
+
+// packetSocketDrops counts the frames the kernel dropped because the
+// packet socket of process pid was full (ss's skmem d field).
+func packetSocketDrops(pid int) func() (int64, bool) {
+	re := regexp.MustCompile(fmt.Sprintf(`pid=%d,[^\n]*\n?[^\n]*skmem:\([^)]*,d(\d+)\)`, pid))
+	return func() (int64, bool) {
+		out, err := testnet.Run(nil, 10*time.Second, "ss", "-0", "-m", "-p")
+		m := re.FindStringSubmatch(out)
+		if err != nil || m == nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		return n, err == nil
+	}
 }
 
 func (r *throughputs) summary(t *testing.T) {
@@ -576,6 +683,17 @@ func tcpEchoCheck(t *testing.T, r *throughputs, k *kernelClient, up *upProcess, 
 	r.bytes(t, fmt.Sprintf("%sTCP echo %s, each way at once", label, binSize(n)), n, res.Seconds)
 }
 
+// discardCheck sends n bytes to the discard service and waits for it to
+// close: it has read them all.
+func discardCheck(t *testing.T, r *throughputs, k *kernelClient, up *upProcess, addr string, n int64, label string) {
+	t.Helper()
+	res := k.run(t, transferTimeout(n), "discard", addr, "9", strconv.FormatInt(n, 10))
+	if res.Error != "" || res.Sent != n {
+		t.Fatalf("TCP discard: sent %d of %d: %s\ncounters:\n%s", res.Sent, n, res.Error, up.counters())
+	}
+	r.bytes(t, fmt.Sprintf("%sTCP discard %s", label, binSize(n)), n, res.Seconds)
+}
+
 // TestInteropTAP runs the suite over a TAP device: tapstack up in
 // namespace tsio1 on tsiotap0 (10.94.0.2, the kernel 10.94.0.1), and
 // tapstack get on tsiotap1 (10.94.1.2) from python3's http.server on
@@ -602,6 +720,7 @@ func TestInteropTAP(t *testing.T) {
 	const stack = "10.94.0.2"
 	up := startUp(t, ns, "--dev", "tsiotap0", "--addr", stack+"/24",
 		"--serve", "echo=7,discard=9,chargen=19,http=80", "--http-root", root)
+	r.start(tcpCounters(ns, up, tapDrops(ns, "tsiotap0")))
 
 	t.Run("ping", func(t *testing.T) {
 		pingChecks(t, r, ns, up, stack, sz.floodPings, "")
@@ -633,11 +752,7 @@ func TestInteropTAP(t *testing.T) {
 	})
 
 	t.Run("discard", func(t *testing.T) {
-		res := k.run(t, transferTimeout(sz.discard), "discard", stack, "9", strconv.FormatInt(sz.discard, 10))
-		if res.Error != "" || res.Sent != sz.discard {
-			t.Fatalf("TCP discard: sent %d of %d: %s\ncounters:\n%s", res.Sent, sz.discard, res.Error, up.counters())
-		}
-		r.bytes(t, fmt.Sprintf("TCP discard %s", binSize(sz.discard)), sz.discard, res.Seconds)
+		discardCheck(t, r, k, up, stack, sz.discard, "")
 	})
 
 	t.Run("chargen", func(t *testing.T) {
@@ -706,6 +821,8 @@ func TestInteropTAP(t *testing.T) {
 		r.bytes(t, fmt.Sprintf("tapstack get %s from python3", binSize(sz.get)), sz.get, secs)
 	})
 
+	r.totals(t, "")
+	t.Logf("stack counters at the end:\n%s", up.counters())
 	up.stop(t)
 
 	// The capture check runs on a stack of its own, with a little of every
@@ -764,11 +881,11 @@ func TestInteropTAP(t *testing.T) {
 	})
 }
 
-// TestInteropRaw runs the basics (ping, curl, TCP and UDP echo) over the
-// raw backend: a veth pair whose kernel end tsiov0 is 10.94.2.1 in
-// namespace tsio2, and tapstack up --backend raw on the other end, tsiov1,
-// in this namespace as 10.94.2.2 (tsiov1 has no address of its own, or the
-// kernel would answer too).
+// TestInteropRaw runs the basics (ping, curl, TCP echo and discard, UDP
+// echo) over the raw backend: a veth pair whose kernel end tsiov0 is
+// 10.94.2.1 in namespace tsio2, and tapstack up --backend raw on the other
+// end, tsiov1, in this namespace as 10.94.2.2 (tsiov1 has no address of its
+// own, or the kernel would answer too).
 func TestInteropRaw(t *testing.T) {
 	testnet.RequireRoot(t)
 	for _, tool := range []string{"ping", "curl", "python3", "sha256sum", "ethtool"} {
@@ -787,7 +904,8 @@ func TestInteropRaw(t *testing.T) {
 	root := t.TempDir()
 	const stack = "10.94.2.2"
 	up := startUp(t, nil, "--backend", "raw", "--dev", "tsiov1", "--addr", stack+"/24",
-		"--serve", "echo=7,http=80", "--http-root", root)
+		"--serve", "echo=7,discard=9,http=80", "--http-root", root)
+	r.start(tcpCounters(ns, up, packetSocketDrops(up.cmd.Process.Pid)))
 
 	t.Run("ping", func(t *testing.T) {
 		pingChecks(t, r, ns, up, stack, sz.floodPings, "raw: ")
@@ -802,8 +920,13 @@ func TestInteropRaw(t *testing.T) {
 	t.Run("echo", func(t *testing.T) {
 		tcpEchoCheck(t, r, k, up, stack, sz.echo, "raw: ")
 	})
+	t.Run("discard", func(t *testing.T) {
+		discardCheck(t, r, k, up, stack, sz.discard, "raw: ")
+	})
 	t.Run("udp-echo", func(t *testing.T) {
 		udpEchoCheck(t, r, k, up, stack, sz.udpEcho, "raw: ")
 	})
+	r.totals(t, "raw: ")
+	t.Logf("stack counters at the end:\n%s", up.counters())
 	up.stop(t)
 }
