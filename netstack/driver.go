@@ -48,7 +48,7 @@ func (d *driver) timerLoop() {
 		}
 		select {
 		case <-fire:
-			d.s.Advance(d.s.Now())
+			d.s.advanceNow()
 		case <-d.kick:
 			t.Stop()
 		case <-d.done:
@@ -166,7 +166,7 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 		for i := 0; i < n; i++ {
 			views[i] = bufs[i][frameOffset : frameOffset+sizes[i]]
 		}
-		d.s.Receive(d.s.Now(), nic, views[:n])
+		d.s.receiveNow(nic, views[:n])
 	}
 }
 

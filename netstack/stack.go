@@ -240,6 +240,20 @@ func (s *Stack) endStepLocked() {
 func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.receiveLocked(now, nic, frames)
+}
+
+// receiveNow is Receive at the time the loop lock is taken. The real-time
+// driver uses it (and advanceNow) so that steps see the clock in the order
+// they run: a step at a time read before waiting for the lock could send
+// a TCP timestamp older than one already sent, which the peer drops (PAWS).
+func (s *Stack) receiveNow(nic *NIC, frames [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.receiveLocked(s.clock(), nic, frames)
+}
+
+func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte) {
 	if s.closed {
 		return
 	}
@@ -253,6 +267,17 @@ func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 func (s *Stack) Advance(now mono.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advanceLocked(now)
+}
+
+// advanceNow is Advance at the time the loop lock is taken (see receiveNow).
+func (s *Stack) advanceNow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.clock())
+}
+
+func (s *Stack) advanceLocked(now mono.Time) {
 	if s.closed {
 		return
 	}
