@@ -115,7 +115,11 @@ type throughputs struct {
 }
 
 // counterNames are sample's keys, in the order lines show them.
-var counterNames = []string{"dropped", "stack rexmit", "stack RTO", "kernel rexmit", "kernel RTO"}
+var counterNames = []string{"dropped", "stack rexmit", "stack RTO", "kernel rexmit", "kernel RTO", kernelPAWS}
+
+// kernelPAWS counts our segments the kernel discarded as old duplicates
+// (RFC 7323 PAWS): their timestamp was older than one we sent before.
+const kernelPAWS = "kernel PAWS drops"
 
 // start takes the baseline sample.
 func (r *throughputs) start(sample func() map[string]int64) {
@@ -145,13 +149,19 @@ func (r *throughputs) add(t *testing.T, line string) {
 	r.mu.Unlock()
 }
 
-// totals records the counters' growth over the whole test.
+// totals records the counters' growth over the whole test, and fails t
+// if the kernel discarded any of our segments for a timestamp that went
+// back.
 func (r *throughputs) totals(t *testing.T, label string) {
 	t.Helper()
 	if r.sample == nil {
 		return
 	}
-	r.add(t, fmt.Sprintf("%-40s", label+"in all:")+growth(r.first, r.sample()))
+	now := r.sample()
+	r.add(t, fmt.Sprintf("%-40s", label+"in all:")+growth(r.first, now))
+	if n := now[kernelPAWS] - r.first[kernelPAWS]; n != 0 {
+		t.Errorf("the kernel discarded %d of our TCP segments as old duplicates (PAWS): a TSval went back", n)
+	}
 }
 
 // growth formats the counters that grew from a to b, "" if none.
@@ -170,7 +180,7 @@ func growth(a, b map[string]int64) string {
 
 var (
 	stackTCPRE  = regexp.MustCompile(`(?m)^tcp\.(Retransmits|Timeouts) (\d+)$`)
-	kernelTCPRE = regexp.MustCompile(`(?m)^(TcpRetransSegs|TcpExtTCPTimeouts)\s+(\d+)`)
+	kernelTCPRE = regexp.MustCompile(`(?m)^(TcpRetransSegs|TcpExtTCPTimeouts|TcpExtPAWSEstab)\s+(\d+)`)
 )
 
 // tcpCounters samples the stack's TCP retransmissions and timeouts (from
@@ -180,6 +190,7 @@ func tcpCounters(ns *testnet.NS, up *upProcess, drops func() (int64, bool)) func
 	names := map[string]string{
 		"Retransmits": "stack rexmit", "Timeouts": "stack RTO",
 		"TcpRetransSegs": "kernel rexmit", "TcpExtTCPTimeouts": "kernel RTO",
+		"TcpExtPAWSEstab": kernelPAWS,
 	}
 	return func() map[string]int64 {
 		m := map[string]int64{}
@@ -199,18 +210,22 @@ func tcpCounters(ns *testnet.NS, up *upProcess, drops func() (int64, bool)) func
 	}
 }
 
-// tapDrops counts the frames the kernel dropped because the TAP's queue
-// (1000 frames) was full: its side's transmit drops.
-func tapDrops(ns *testnet.NS, dev string) func() (int64, bool) {
+// tapDrops counts the frames the kernel dropped because a TAP's queue
+// (1000 frames) was full: the transmit drops of the kernel's side of devs.
+func tapDrops(ns *testnet.NS, devs ...string) func() (int64, bool) {
 	return func() (int64, bool) {
-		out, err := testnet.Run(ns, 10*time.Second, "ip", "-j", "-s", "link", "show", "dev", dev)
-		var info []struct {
-			Stats64 struct{ TX struct{ Dropped int64 } } `json:"stats64"`
+		var n int64
+		for _, dev := range devs {
+			out, err := testnet.Run(ns, 10*time.Second, "ip", "-j", "-s", "link", "show", "dev", dev)
+			var info []struct {
+				Stats64 struct{ TX struct{ Dropped int64 } } `json:"stats64"`
+			}
+			if err != nil || json.Unmarshal([]byte(out), &info) != nil || len(info) != 1 {
+				return 0, false
+			}
+			n += info[0].Stats64.TX.Dropped
 		}
-		if err != nil || json.Unmarshal([]byte(out), &info) != nil || len(info) != 1 {
-			return 0, false
-		}
-		return info[0].Stats64.TX.Dropped, true
+		return n, true
 	}
 }
 
@@ -720,7 +735,7 @@ func TestInteropTAP(t *testing.T) {
 	const stack = "10.94.0.2"
 	up := startUp(t, ns, "--dev", "tsiotap0", "--addr", stack+"/24",
 		"--serve", "echo=7,discard=9,chargen=19,http=80", "--http-root", root)
-	r.start(tcpCounters(ns, up, tapDrops(ns, "tsiotap0")))
+	r.start(tcpCounters(ns, up, tapDrops(ns, "tsiotap0", "tsiotap1")))
 
 	t.Run("ping", func(t *testing.T) {
 		pingChecks(t, r, ns, up, stack, sz.floodPings, "")
