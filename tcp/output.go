@@ -102,13 +102,16 @@ func (c *Conn) updateWindow(syn bool) uint16 {
 	} else {
 		field = min(wnd>>c.RcvScale, 0xffff)
 	}
-	if syn || field<<c.RcvScale < wnd {
-		// Whatever the field cannot express is not offered.
-		edge := c.RcvNxt.Add(seq.Size(field << c.RcvScale))
-		if syn {
-			edge = c.RcvNxt.Add(seq.Size(field))
-		}
-		c.rcvAdv = seq.Max(edge, c.RcvNxt)
+	offered := field << c.RcvScale
+	if syn {
+		offered = field
+	}
+	if offered < wnd && (syn || field == 0xffff) {
+		// What lies past the field's largest value is not offered. The low
+		// bits that scaling drops (wnd%(1<<RcvScale)) stay offered: taking
+		// them back at every segment would pull the edge left, a little
+		// more each time, and cut what the peer sent in a window it saw.
+		c.rcvAdv = seq.Max(c.RcvNxt.Add(seq.Size(offered)), c.RcvNxt)
 	}
 	c.RcvWnd = c.RcvNxt.Size(c.rcvAdv)
 	return uint16(field)
