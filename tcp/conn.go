@@ -465,7 +465,14 @@ func (c *Conn) SetBufferSizes(snd, rcv int) {
 		c.sndBufMax = max(snd, c.snd.Len(), 2048)
 	}
 	if rcv > 0 {
-		c.rcvBufMax = max(rcv, c.rcv.Len(), 2048)
+		// Never below what is buffered plus the window already offered:
+		// the peer may send all of it, and a window must not shrink
+		// (RFC 9293 §3.8.6). A smaller bound takes effect as data is read.
+		held := c.rcv.Len()
+		if c.rcvAdv.GreaterThan(c.RcvNxt) {
+			held += int(c.RcvNxt.Size(c.rcvAdv))
+		}
+		c.rcvBufMax = max(rcv, held, 2048)
 	}
 }
 
