@@ -110,7 +110,7 @@ func cmdUp(args []string, stdout, stderr io.Writer) error {
 			secs := now.Sub(lastAt).Seconds()
 			d := ifc.counters.Stats()
 			fmt.Fprintf(stdout, "\r\x1b[Kconns %d  rx %s/s  tx %s/s  drops %d",
-				run.active(), rate(d.RxBytes-lastDev.RxBytes, secs), rate(d.TxBytes-lastDev.TxBytes, secs), drops(st))
+				run.active(), rate(d.RxBytes-lastDev.RxBytes, secs), rate(d.TxBytes-lastDev.TxBytes, secs), drops(st)+deviceDrops(ifc))
 			lastDev = d
 			lastAt = now
 		}
@@ -136,6 +136,12 @@ func drops(st netstack.Stats) uint64 {
 	return n
 }
 
+// deviceDrops counts frames the device layer dropped before the stack.
+func deviceDrops(ifc *iface) uint64 {
+	rx, tx := ifc.counters.Drops()
+	return rx + tx
+}
+
 // printCounters prints every counter of the stack and the device, one per
 // line, as "layer.Name value".
 func printCounters(w io.Writer, ifc *iface) {
@@ -146,6 +152,8 @@ func printCounters(w io.Writer, ifc *iface) {
 	d := ifc.counters.Stats()
 	fmt.Fprintf(w, "device.RxFrames %d\ndevice.TxFrames %d\ndevice.RxBytes %d\ndevice.TxBytes %d\n",
 		d.RxFrames, d.TxFrames, d.RxBytes, d.TxBytes)
+	rxDrop, txDrop := ifc.counters.Drops()
+	fmt.Fprintf(w, "device.RxDropped %d\ndevice.TxDropped %d\n", rxDrop, txDrop)
 	if ifc.impaired != nil {
 		fmt.Fprintf(w, "impair %+v\n", ifc.impaired.Stats())
 	}
