@@ -19,8 +19,9 @@ import (
 
 // gvisorPair is two gVisor stacks joined by a wire.
 type gvisorPair struct {
-	a, b   *stack.Stack
-	ab, ba *lane
+	a, b     *stack.Stack
+	ab, ba   *lane
+	epA, epB *gvEndpoint
 }
 
 const gvNIC tcpip.NICID = 1
@@ -34,15 +35,17 @@ func newGvisorPair(cfg pairConfig) (Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &gvisorPair{ab: ab, ba: ba}
+	p := &gvisorPair{ab: ab, ba: ba,
+		epA: &gvEndpoint{mtu: uint32(cfg.MTU), tx: ab, rx: ba},
+		epB: &gvEndpoint{mtu: uint32(cfg.MTU), tx: ba, rx: ab}}
 	clients := make([]netip.Addr, cfg.ClientAddrs)
 	for i := range clients {
 		clients[i] = clientAddr(i)
 	}
-	if p.a, err = newGvisorStack(cfg, &gvEndpoint{mtu: uint32(cfg.MTU), tx: ab, rx: ba}, clients); err != nil {
+	if p.a, err = newGvisorStack(cfg, p.epA, clients); err != nil {
 		return nil, err
 	}
-	if p.b, err = newGvisorStack(cfg, &gvEndpoint{mtu: uint32(cfg.MTU), tx: ba, rx: ab}, []netip.Addr{serverAddr}); err != nil {
+	if p.b, err = newGvisorStack(cfg, p.epB, []netip.Addr{serverAddr}); err != nil {
 		p.a.Close()
 		return nil, err
 	}
@@ -134,11 +137,16 @@ func (p *gvisorPair) Counters() map[string]uint64 {
 	}
 }
 
+// Close stops the wire's readers before the stacks: Stack.Wait holds the
+// stack's lock while it waits for the link endpoint, and a reader in the
+// middle of delivering a packet needs that lock to finish.
 func (p *gvisorPair) Close() error {
-	p.a.Close()
-	p.b.Close()
 	p.ab.close()
 	p.ba.close()
+	p.epA.wg.Wait()
+	p.epB.wg.Wait()
+	p.a.Close()
+	p.b.Close()
 	p.a.Wait()
 	p.b.Wait()
 	return nil
