@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,20 +40,14 @@ func (s *Stack) ListenTCP(laddr netip.AddrPort) (*TCPListener, error) {
 	fail := func(err error) (*TCPListener, error) {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Addr: tcpAddr(laddr), Err: err}
 	}
-	a := laddr.Addr()
-	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
-	}
-	if !a.Is4() {
-		return fail(errors.New("only IPv4 is supported"))
+	a, err := bindAddr(laddr)
+	if err != nil {
+		return fail(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return fail(ErrClosed)
-	}
-	if !a.IsUnspecified() && !s.isLocalAddrLocked(a) {
-		return fail(syscall.EADDRNOTAVAIL)
+	if err := s.checkBindLocked(a); err != nil {
+		return fail(err)
 	}
 	port := laddr.Port()
 	if port == 0 {

@@ -79,20 +79,14 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	fail := func(err error) (*UDPConn, error) {
 		return nil, &net.OpError{Op: op, Net: "udp", Source: udpAddr(laddr), Addr: udpAddr(raddr), Err: err}
 	}
-	a := laddr.Addr()
-	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
-	}
-	if !a.Is4() {
-		return fail(errors.New("only IPv4 is supported"))
+	a, err := bindAddr(laddr)
+	if err != nil {
+		return fail(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return fail(ErrClosed)
-	}
-	if !a.IsUnspecified() && !s.isLocalAddrLocked(a) {
-		return fail(syscall.EADDRNOTAVAIL)
+	if err := s.checkBindLocked(a); err != nil {
+		return fail(err)
 	}
 	if raddr.IsValid() && a.IsUnspecified() {
 		_, _, src, err := s.routeFromLocked(netip.Addr{}, raddr.Addr())
@@ -131,6 +125,31 @@ func (s *Stack) ephemeralUDPPortLocked() (uint16, bool) {
 		}
 	}
 	return 0, false
+}
+
+// bindAddr returns the local address a socket binds to: laddr's, or the
+// unspecified address when laddr has none. Only IPv4 is supported.
+func bindAddr(laddr netip.AddrPort) (netip.Addr, error) {
+	a := laddr.Addr()
+	if !a.IsValid() {
+		return netip.IPv4Unspecified(), nil
+	}
+	if !a.Is4() {
+		return a, errors.New("only IPv4 is supported")
+	}
+	return a, nil
+}
+
+// checkBindLocked says whether a socket may bind to a now: the stack is
+// open and a is unspecified or one of ours.
+func (s *Stack) checkBindLocked(a netip.Addr) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if !a.IsUnspecified() && !s.isLocalAddrLocked(a) {
+		return syscall.EADDRNOTAVAIL
+	}
+	return nil
 }
 
 func (s *Stack) isLocalAddrLocked(a netip.Addr) bool {
