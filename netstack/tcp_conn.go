@@ -427,6 +427,14 @@ func (tc *TCPConn) BytesAcked() uint64 {
 	return tc.c.BytesAcked()
 }
 
+// Info returns a snapshot of the connection's TCP state: RTT, windows,
+// congestion control and its own retransmission counts.
+func (tc *TCPConn) Info() tcp.Info {
+	tc.s.mu.Lock()
+	defer tc.s.mu.Unlock()
+	return tc.c.Info()
+}
+
 // State returns the connection's TCP state.
 func (tc *TCPConn) State() tcp.State {
 	tc.s.mu.Lock()

@@ -218,6 +218,7 @@ type Conn struct {
 	rttSeq            seq.Value
 	rttStart          mono.Time
 	backoff           int // consecutive timeouts
+	counts            connCounts
 
 	cc           CongestionControl
 	cwnd         int // bytes
@@ -514,8 +515,54 @@ func (c *Conn) RTO() time.Duration { return c.rto }
 // Cwnd returns the congestion window in bytes.
 func (c *Conn) Cwnd() int { return c.cwnd }
 
+// Info is a snapshot of a connection's sender and receiver state, in the
+// spirit of Linux's struct tcp_info: what a simulation plots and an
+// operator asks about one connection.
+type Info struct {
+	State      State
+	SndMSS     int
+	RcvMSS     int
+	SRTT       time.Duration // 0 before the first sample
+	RTTVar     time.Duration
+	RTO        time.Duration
+	Cwnd       int // bytes
+	Ssthresh   int // bytes
+	InRecovery bool
+	Backoff    int // consecutive timeouts
+	InFlight   int // bytes sent and not acknowledged
+	SndWnd     int // the peer's window
+	RcvWnd     int // the window we offer
+	BytesAcked uint64
+
+	// Per-connection counts of the events Stats sums over all connections.
+	Retransmits    uint32
+	Timeouts       uint32
+	FastRecoveries uint32
+	DSACKsReceived uint32
+	SpuriousUndos  uint32 // recoveries undone by D-SACK
+}
+
+// Info returns the connection's current state.
+func (c *Conn) Info() Info {
+	return Info{
+		State: c.state, SndMSS: c.sndMSS, RcvMSS: c.rcvMSS,
+		SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
+		Cwnd: c.cwnd, Ssthresh: c.ssthresh, InRecovery: c.inRecov, Backoff: c.backoff,
+		InFlight: int(c.SndUna.Size(c.SndNxt)), SndWnd: int(c.SndWnd), RcvWnd: int(c.RcvWnd),
+		BytesAcked:  c.bytesAcked,
+		Retransmits: c.counts.retransmits, Timeouts: c.counts.timeouts,
+		FastRecoveries: c.counts.fastRecoveries, DSACKsReceived: c.counts.dsacks,
+		SpuriousUndos: c.counts.undos,
+	}
+}
+
 // BufferedBytes returns the memory the connection's buffers hold.
 func (c *Conn) BufferedBytes() int { return c.snd.Cap() + c.rcv.Cap() + c.ooo.bytes }
+
+// connCounts are the per-connection counters Info reports.
+type connCounts struct {
+	retransmits, timeouts, fastRecoveries, dsacks, undos uint32
+}
 
 func (c *Conn) count(f func(*Stats)) {
 	if c.cfg.Stats != nil {

@@ -338,6 +338,7 @@ func (c *Conn) transmit(now mono.Time, sq seq.Value, off, n int, flags Flags) {
 		p = c.snd.peek(off, n)
 	}
 	if sq.LessThan(c.SndNxt) {
+		c.counts.retransmits++
 		c.count(func(st *Stats) { st.Retransmits++ })
 	}
 	c.emit(now, f, p)
@@ -395,6 +396,8 @@ func (c *Conn) retransmitSYN(in *Input) {
 	c.synRetransmitted = true
 	c.rttTiming = false
 	c.rto = min(2*c.rto, c.cfg.RTOMax)
+	c.counts.timeouts++
+	c.counts.retransmits++
 	c.count(func(st *Stats) { st.Timeouts++; st.Retransmits++ })
 	c.sendSYN(in.at)
 	c.rtoAt = in.at.Add(c.rto)
@@ -421,6 +424,7 @@ func (c *Conn) retransmit(in *Input) {
 		return
 	}
 	c.backoff++
+	c.counts.timeouts++
 	c.count(func(st *Stats) { st.Timeouts++ })
 	flight := int(c.SndUna.Size(c.SndNxt))
 	c.ssthresh = c.cc.OnLoss(in.at, c.cwnd, flight)

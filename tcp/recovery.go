@@ -73,6 +73,7 @@ func (c *Conn) onDupACK(now mono.Time) {
 		c.ssthresh = c.cc.OnLoss(now, c.cwnd, flight)
 		c.recover, c.recoverValid = c.SndNxt, true
 		c.inRecov = true
+		c.counts.fastRecoveries++
 		c.count(func(st *Stats) { st.FastRetransmits++ })
 		c.retransmitFirst(now)
 		c.cwnd = c.ssthresh + dupThresh*c.sndMSS
@@ -120,6 +121,7 @@ func (c *Conn) processSACK(s *Segment, a seq.Value) {
 		}
 		if i == 0 && (b.Right.LessThanEq(a) ||
 			len(blocks) > 1 && blocks[1].Left.LessThanEq(b.Left) && b.Right.LessThanEq(blocks[1].Right)) {
+			c.counts.dsacks++
 			c.count(func(st *Stats) { st.DSACKsReceived++ })
 			continue
 		}
