@@ -135,3 +135,27 @@ func BenchmarkLossyTCP60s(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(frames), "ns/frame")
 	b.ReportMetric(float64(verified)*8/60/float64(b.N)/1e6, "Mbit/s-simulated")
 }
+
+// BenchmarkSampleInfo is a lossy transfer of 4 × 4 MiB with and without
+// sampling each connection's tcp.Info: the cost of the stack's view.
+func BenchmarkSampleInfo(b *testing.B) {
+	for _, sample := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "on"}[sample], func(b *testing.B) {
+			b.ReportAllocs()
+			cpu := cpuTime()
+			defer func() { b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
+			for b.Loop() {
+				cfg := impair.Config{Loss: impair.Percent, Delay: 10 * time.Millisecond, Jitter: time.Millisecond}
+				w := New(Config{Seed: 1})
+				a := must(w.AddHost("a"))(b)
+				h := must(w.AddHost("b"))(b)
+				must(w.Link(End{Host: a, Addr: prefixA}, End{Host: h, Addr: prefixB}, cfg, cfg))(b)
+				run := must(w.StartTransfer(Transfer{Transport: TCP{}, Client: a, Server: h, Port: 80, Conns: 4, Bytes: 4 << 20, SampleInfo: sample}))(b)
+				if err := w.RunUntil(run.Done, mono.Time(time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+				w.Close()
+			}
+		})
+	}
+}

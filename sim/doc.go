@@ -68,10 +68,19 @@
 // epoch (delivered frames; optionally dropped ones to a second file);
 // World.Observe lets a checker see every frame sent, dropped and
 // delivered. Hosts report netstack.Stats, Dirs DirStats and impair.Stats,
-// switches SwitchStats. World.TraceTCP reads TCP connections off the wire
-// as tcptrace does — per connection and direction: segments, which were
-// sent again or dropped, ACKs, RTT samples, data in flight over time — and
-// WriteSVG draws them as time-sequence graphs.
+// switches SwitchStats.
+//
+// Two views of a TCP connection. World.SampleTCP reads a connection's own
+// state (tcp.Info: SRTT, RTO, cwnd, ssthresh, recovery, its own
+// retransmission and timeout counts) at the end of every instant in which
+// its host may have been touched, into a TCPInfoSeries of bounded size; it only reads,
+// so the digest is the same with or without it (Transfer.SampleInfo
+// samples both ends of every connection). World.TraceTCP reads TCP
+// connections off the wire as tcptrace does — per connection and
+// direction: segments, which were sent again or dropped, ACKs, SACK
+// blocks, RTT samples, data in flight over time — and TCPTrace.Attach
+// pairs a flow with its sender's series. WriteSVG draws both as
+// time-sequence graphs with the sender's congestion window beneath.
 //
 // RunTransfer is the scenario behind `tapstack sim`: two hosts, one
 // impaired link, a TCP transfer (or UDP flows), a Result whose String is
@@ -81,10 +90,4 @@
 //
 // A failing seed is a bug report: the package's tests take -seed N to run
 // one seed, and print `go test ./sim -run TestName -seed N` on failure.
-//
-// # Not yet
-//
-// The congestion window and smoothed RTT as the stack holds them: TCPConn
-// does not report them, so the trace shows the wire's view (data in
-// flight, RTT samples), which is what tcptrace shows too.
 package sim

@@ -19,6 +19,9 @@ type Host struct {
 	stack *netstack.Stack
 	nics  []*netstack.NIC
 	addrs []netip.Addr // of each NIC
+	// touched: a frame or timer reached the stack since the World last
+	// sampled its connections (World.SampleTCP).
+	touched bool
 }
 
 // AddHost adds a host with no interfaces; Link and Attach give it some.
@@ -197,6 +200,7 @@ type nicPort struct {
 func (p *nicPort) receive(w *World, frame []byte) {
 	w.one[0] = frame
 	p.h.stack.Receive(w.now, p.nic, w.one[:])
+	p.h.touched = true
 	w.one[0] = nil
 }
 

@@ -69,6 +69,11 @@ type Transfer struct {
 	// a neighbour that did not answer ARP, a SYN lost too often) is dialled
 	// again from the start, as an application would. 0 means never.
 	Redials int
+	// SampleInfo samples both ends of every connection whose streams
+	// report their TCP state (InfoConn, as netstack's do) into
+	// ConnRun.ClientInfo and ServerInfo. It only reads: the run is the same
+	// with or without it.
+	SampleInfo bool
 }
 
 // ConnRun is the progress of one connection of a transfer. Its fields are
@@ -84,6 +89,9 @@ type ConnRun struct {
 	// Received is when the server read the last byte; Closed when the
 	// client saw the server's close: the end of the clean close.
 	Received, Closed mono.Time
+	// ClientInfo and ServerInfo are each end's own state over time, with
+	// Transfer.SampleInfo (ClientInfo: the last attempt's).
+	ClientInfo, ServerInfo *TCPInfoSeries
 
 	client, server Stream // for diagnostics
 }
@@ -149,16 +157,24 @@ func (w *World) StartTransfer(x Transfer) (*TransferRun, error) {
 		}
 		c := &ConnRun{ID: i, Started: w.now, Received: mono.Never, Closed: mono.Never}
 		c.client = s
-		snd := &streamSender{c: c, s: s, x: &r.x, raddr: netip.AddrPortFrom(x.ServerAddr, x.Port), total: x.Bytes, pat: NewPattern(w.Seed(), streamPatternID(i)),
+		snd := &streamSender{c: c, s: s, r: r, x: &r.x, raddr: netip.AddrPortFrom(x.ServerAddr, x.Port), total: x.Bytes, pat: NewPattern(w.Seed(), streamPatternID(i)),
 			buf: make([]byte, x.Chunk)}
-		c.Sender = w.Spawn(fmt.Sprintf("stream-send/%d", i), snd.step)
+		c.Sender = w.spawnOn(x.Client, fmt.Sprintf("stream-send/%d", i), snd.step)
 		s.SetNotify(c.Sender.Wake)
+		r.sample(w, c, s)
 		r.Conns = append(r.Conns, c)
 	}
 	acc := &streamAcceptor{r: r, ln: ln}
-	r.listener = w.Spawn(fmt.Sprintf("stream-listen/%s:%d", x.Server.name, x.Port), acc.step)
+	r.listener = w.spawnOn(x.Server, fmt.Sprintf("stream-listen/%s:%d", x.Server.name, x.Port), acc.step)
 	ln.SetNotify(r.listener.Wake)
 	return r, nil
+}
+
+// sample starts sampling a connection's client end, if asked for.
+func (r *TransferRun) sample(w *World, c *ConnRun, s Stream) {
+	if ic, ok := s.(InfoConn); ok && r.x.SampleInfo {
+		c.ClientInfo = w.SampleTCP(r.x.Client, fmt.Sprintf("client/%d", c.ID), ic)
+	}
 }
 
 // streamPatternID keeps connections' patterns apart from UDP flows'.
@@ -169,6 +185,7 @@ func streamPatternID(conn int) uint64 { return 1<<32 | uint64(conn) }
 type streamSender struct {
 	c       *ConnRun
 	s       Stream
+	r       *TransferRun
 	x       *Transfer
 	raddr   netip.AddrPort
 	total   int64
@@ -246,6 +263,7 @@ func (snd *streamSender) fail(t *Task, what string, err error) {
 	snd.c.client, snd.s = s, s
 	snd.off, snd.shut, snd.c.Written = 0, false, 0
 	s.SetNotify(t.Wake)
+	snd.r.sample(t.w, snd.c, s)
 	t.Wake()
 }
 
@@ -301,9 +319,13 @@ func (a *streamAcceptor) step(t *Task) {
 		}
 		a.accepted++
 		rcv := &streamReceiver{r: a.r, s: s, buf: make([]byte, x.Chunk)}
-		rt := t.w.Spawn(fmt.Sprintf("stream-recv/%d", a.accepted-1), rcv.step)
+		rt := t.w.spawnOn(x.Server, fmt.Sprintf("stream-recv/%d", a.accepted-1), rcv.step)
 		rcv.task = rt
 		s.SetNotify(rt.Wake)
+		if ic, ok := s.(InfoConn); ok && x.SampleInfo {
+			// Named once the header says which connection it is.
+			rcv.info = t.w.SampleTCP(x.Server, fmt.Sprintf("server/accepted-%d", a.accepted-1), ic)
+		}
 	}
 	if err := a.ln.Close(); err != nil {
 		t.Exit(fmt.Errorf("close listener: %w", err))
@@ -322,6 +344,7 @@ type streamReceiver struct {
 	hdr  [streamHeaderLen]byte
 	nhdr int
 	c    *ConnRun // known once the header is read
+	info *TCPInfoSeries
 	pat  Pattern
 	got  int64 // data bytes checked
 }
@@ -397,6 +420,10 @@ func (rcv *streamReceiver) header() error {
 	c.Receiver = rcv.task
 	c.server = rcv.s
 	rcv.c = c
+	if rcv.info != nil {
+		rcv.info.Name = fmt.Sprintf("server/%d", id)
+		c.ServerInfo = rcv.info
+	}
 	rcv.pat = NewPattern(rcv.task.w.Seed(), streamPatternID(int(id)))
 	if x.Bytes == 0 {
 		c.Received = rcv.task.Now()

@@ -28,6 +28,9 @@ type Task struct {
 	err    error
 	timer  *Timer
 	runs   uint64
+	// host, if set, is the only stack the task calls; otherwise it may
+	// call any.
+	host *Host
 }
 
 // Spawn adds a task; its first step runs at the current instant, once the
@@ -37,6 +40,13 @@ func (w *World) Spawn(name string, step func(*Task)) *Task {
 	w.tasks = append(w.tasks, t)
 	w.live++
 	t.Wake()
+	return t
+}
+
+// spawnOn is Spawn for a task that calls only h's stack.
+func (w *World) spawnOn(h *Host, name string, step func(*Task)) *Task {
+	t := w.Spawn(name, step)
+	t.host = h
 	return t
 }
 
@@ -105,7 +115,8 @@ func (t *Task) Runs() uint64 { return t.runs }
 // usual condition for RunUntil.
 func (w *World) TasksDone() bool { return w.live == 0 }
 
-// runReady runs ready tasks, in spawn order, round after round.
+// runReady runs ready tasks, in spawn order, round after round, noting
+// the hosts they may have touched for sampleInfo.
 func (w *World) runReady() {
 	for round := 0; len(w.ready) > 0; round++ {
 		if round >= maxTaskRounds {
@@ -118,6 +129,11 @@ func (w *World) runReady() {
 		for _, t := range batch {
 			t.queued = false
 			if !t.done && w.err == nil {
+				if t.host != nil {
+					t.host.touched = true
+				} else {
+					w.touchAll = true
+				}
 				t.runs++
 				t.step(t)
 			}

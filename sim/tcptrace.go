@@ -35,7 +35,12 @@ type TCPFlow struct {
 	Acks     []TCPAck     // acknowledgments of this flow's data, as they reached Src
 	RTTs     []RTTSample
 	Flight   []FlightSample // after every segment sent and every ACK received
+	SACKs    []SACKRange    // blocks of SACK options, as they reached Src
 	Stats    TCPFlowStats
+	// Sender, when set, is the sending end's own state over time
+	// (World.SampleTCP, matched by TCPTrace.Attach): WriteSVG draws its
+	// congestion window under the sequence graph.
+	Sender *TCPInfoSeries
 
 	base     seq.Value // the sequence number of offset 0
 	baseSet  bool
@@ -61,6 +66,16 @@ type TCPAck struct {
 	Window int64 // the receive window it advertises, scaled if the scale was seen
 }
 
+// SACKRange is one block of a SACK option (RFC 2018) on an
+// acknowledgment as it reached the data's sender: Dst holds [Start, End)
+// beyond the cumulative ACK. A D-SACK (RFC 2883) reports data received
+// twice instead: a first block below the ACK or inside the second block.
+type SACKRange struct {
+	At         mono.Time
+	Start, End int64
+	DSACK      bool
+}
+
 // RTTSample is the time from sending a segment, never retransmitted, to
 // the first ACK covering it (Karn's rule).
 type RTTSample struct {
@@ -81,6 +96,7 @@ type TCPFlowStats struct {
 	Retransmits        int   // segments sent again
 	RetransmittedBytes int64
 	Dropped            int // segments the wire dropped
+	SACKBlocks, DSACKs int // SACK blocks reported, D-SACKs among them
 	RTT                RTTStats
 	MaxFlight          int64
 	First, Last        mono.Time // the first and last segment sent
@@ -105,6 +121,19 @@ func (t *TCPTrace) Flows() []*TCPFlow { return t.flows }
 
 // Flow returns the flow from src to dst, or nil.
 func (t *TCPTrace) Flow(src, dst netip.AddrPort) *TCPFlow { return t.index[flowKey{src, dst}] }
+
+// Attach makes s the Sender of the flow its connection sends on: the
+// first flow between its addresses whose first segment left once s began
+// and that has no Sender yet. It returns that flow, or nil if none is.
+func (t *TCPTrace) Attach(s *TCPInfoSeries) *TCPFlow {
+	for _, f := range t.flows {
+		if f.Src == s.Local && f.Dst == s.Remote && f.Sender == nil && f.Stats.First >= s.Start {
+			f.Sender = s
+			return f
+		}
+	}
+	return nil
+}
 
 func (t *TCPTrace) flow(src, dst netip.AddrPort, create bool) *TCPFlow {
 	k := flowKey{src, dst}
@@ -150,7 +179,10 @@ func (t *TCPTrace) observe(e *WireEvent) {
 				if sc, ok := t.wscale[src]; ok && !h.Flags().Contains(tcp.SYN) {
 					win <<= sc // a SYN's window is never scaled
 				}
-				f.acked(e.At, h.AckNum(), win)
+				a := f.acked(e.At, h.AckNum(), win)
+				if o := h.DecodeOptions(); o.NumSACK > 0 {
+					f.sacked(e.At, a, o.SACK())
+				}
 			}
 		}
 	}
@@ -233,11 +265,12 @@ func (t *TCPTrace) sent(e *WireEvent, src, dst netip.AddrPort, h tcp.Header) {
 	f.sample(e.At)
 }
 
-func (f *TCPFlow) acked(at mono.Time, ack seq.Value, win int64) {
+// acked records an ACK and returns it as an offset.
+func (f *TCPFlow) acked(at mono.Time, ack seq.Value, win int64) int64 {
 	a := f.offset(ack)
 	f.Acks = append(f.Acks, TCPAck{At: at, Ack: a, Window: win})
 	if a <= f.una {
-		return
+		return a
 	}
 	f.una = a
 	k := 0
@@ -250,6 +283,26 @@ func (f *TCPFlow) acked(at mono.Time, ack seq.Value, win int64) {
 	}
 	f.pending = f.pending[:copy(f.pending, f.pending[k:])]
 	f.sample(at)
+	return a
+}
+
+func (f *TCPFlow) sacked(at mono.Time, ack int64, blocks []tcp.SACKBlock) {
+	for i, b := range blocks {
+		r := SACKRange{At: at, Start: f.offset(b.Left), End: f.offset(b.Right)}
+		if r.End <= r.Start {
+			continue // malformed: not a range
+		}
+		if i == 0 && len(blocks) > 1 {
+			n := SACKRange{Start: f.offset(blocks[1].Left), End: f.offset(blocks[1].Right)}
+			r.DSACK = n.Start <= r.Start && r.End <= n.End
+		}
+		r.DSACK = r.DSACK || i == 0 && r.End <= ack
+		f.Stats.SACKBlocks++
+		if r.DSACK {
+			f.Stats.DSACKs++
+		}
+		f.SACKs = append(f.SACKs, r)
+	}
 }
 
 func (f *TCPFlow) sample(at mono.Time) {

@@ -65,12 +65,31 @@ type Result struct {
 	// TCP, both stacks together: segments sent again, and how recoveries
 	// began.
 	Retransmits, FastRetransmits, Timeouts uint64
+	// Conns are the stream connections, each as its own stack saw it:
+	// retransmissions, RTT, congestion window over time.
+	Conns []ConnResult
 	// Flows are the TCP connections' data directions as read off the
-	// wire (TCPTrace), redialled attempts included: per-connection
-	// retransmissions, RTT samples and data in flight over time. WriteSVG
-	// draws them.
+	// wire (TCPTrace), redialled attempts included: segments sent again,
+	// SACKs, RTT samples and data in flight over time, each with its
+	// sender's samples (TCPFlow.Sender) where known. WriteSVG draws them.
 	Flows  []*TCPFlow
 	Digest string
+}
+
+// ConnResult is one connection of a stream transfer.
+type ConnResult struct {
+	ID       int
+	Redials  int
+	Verified int64 // data bytes the server checked
+	// Started is when it was first dialled, Closed when the client saw the
+	// server's close (mono.Never if it did not).
+	Started, Closed mono.Time
+	// Client and Server are each end's tcp.Info over time (the last
+	// attempt's); nil for a Transport whose streams do not report it.
+	Client, Server *TCPInfoSeries
+	// Flow is the client's data as the wire carried it (nil without a
+	// TCP client series).
+	Flow *TCPFlow
 }
 
 // RunTransfer builds and runs the transfer scenario, verifies every byte,
@@ -163,7 +182,7 @@ func runStreams(w *World, res *Result, client, server *Host) error {
 	o := &res.Options
 	trace := w.TraceTCP()
 	run, err := w.StartTransfer(Transfer{Transport: o.Transport, Client: client, Server: server,
-		Port: transferPort, Conns: o.Conns, Bytes: o.Bytes, Redials: 3})
+		Port: transferPort, Conns: o.Conns, Bytes: o.Bytes, Redials: 3, SampleInfo: true})
 	if err != nil {
 		return err
 	}
@@ -182,6 +201,14 @@ func runStreams(w *World, res *Result, client, server *Host) error {
 		res.Elapsed = time.Duration(end)
 	} else {
 		res.Elapsed = time.Duration(w.Now())
+	}
+	for _, c := range run.Conns {
+		cr := ConnResult{ID: c.ID, Redials: c.Redials, Verified: c.Verified, Started: c.Started, Closed: c.Closed,
+			Client: c.ClientInfo, Server: c.ServerInfo}
+		if cr.Client != nil {
+			cr.Flow = trace.Attach(cr.Client)
+		}
+		res.Conns = append(res.Conns, cr)
 	}
 	for _, f := range trace.Flows() {
 		if f.Src.Addr() == client.Addr() {
@@ -272,6 +299,42 @@ func addImpair(t *impair.Stats, s impair.Stats) {
 	}
 }
 
+// String is the connection's lines of the summary: what its client's
+// stack counted and measured, and what the wire carried.
+func (c *ConnResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  conn %d", c.ID)
+	if c.Client != nil {
+		fmt.Fprintf(&b, " %v>%v", c.Client.Local, c.Client.Remote)
+	}
+	fmt.Fprintf(&b, ": %d bytes verified", c.Verified)
+	if c.Closed != mono.Never {
+		fmt.Fprintf(&b, ", closed at %v", time.Duration(c.Closed))
+	}
+	if c.Redials > 0 {
+		fmt.Fprintf(&b, ", dialled %d times", c.Redials+1)
+	}
+	b.WriteString("\n")
+	if s := c.Client; s != nil {
+		in := &s.Info
+		fmt.Fprintf(&b, "    stack: %d retransmissions (%d fast recoveries, %d timeouts; %d D-SACKs, %d recoveries undone), ",
+			in.Retransmits, in.FastRecoveries, in.Timeouts, in.DSACKsReceived, in.SpuriousUndos)
+		if s.SRTT.N > 0 {
+			fmt.Fprintf(&b, "srtt min/mean/max %v/%v/%v, ", s.SRTT.Min.Round(time.Microsecond),
+				s.SRTT.Mean().Round(time.Microsecond), s.SRTT.Max.Round(time.Microsecond))
+		} else {
+			b.WriteString("no RTT measured, ")
+		}
+		fmt.Fprintf(&b, "max cwnd %d bytes\n", s.MaxCwnd)
+	}
+	if f := c.Flow; f != nil {
+		st := &f.Stats
+		fmt.Fprintf(&b, "    wire: %d of %d segments sent again, %d dropped, %d SACK blocks (%d D-SACK), max %d bytes in flight\n",
+			st.Retransmits, st.Segments, st.Dropped, st.SACKBlocks, st.DSACKs, st.MaxFlight)
+	}
+	return b.String()
+}
+
 // Goodput returns the delivered data rate in bits per second of virtual
 // time.
 func (r *Result) Goodput() float64 {
@@ -320,10 +383,8 @@ func (r *Result) String() string {
 		fmt.Fprintf(&b, "retransmissions: %d segments (%d fast recoveries, %d timeouts)\n",
 			r.Retransmits, r.FastRetransmits, r.Timeouts)
 	}
-	for _, f := range r.Flows {
-		st := &f.Stats
-		fmt.Fprintf(&b, "  %v>%v: %d bytes in %v, %d of %d segments sent again, %d dropped by the wire, max %d bytes in flight, RTT %v\n",
-			f.Src, f.Dst, st.Bytes, st.Last.Sub(st.First), st.Retransmits, st.Segments, st.Dropped, st.MaxFlight, st.RTT)
+	for i := range r.Conns {
+		b.WriteString(r.Conns[i].String())
 	}
 	fmt.Fprintf(&b, "goodput: %.3f Mbit/s over %v simulated\n", r.Goodput()/1e6, r.Elapsed)
 	fmt.Fprintf(&b, "wire: %d frames, %d dropped, %d duplicated, %d reordered, %d corrupted; stacks counted %d bad checksums\n",

@@ -53,6 +53,9 @@ type Config struct {
 	// teaches a neighbour cache a wrong address, which blackholes a host
 	// for up to a minute, a fault worth simulating on purpose only.
 	CorruptAll bool
+	// InfoSamples bounds the samples each TCPInfoSeries keeps (see
+	// World.SampleTCP); 0 means DefaultInfoSamples, and at least 4 are kept.
+	InfoSamples int
 }
 
 // World is one simulated network: hosts running the real netstack.Stack,
@@ -90,6 +93,11 @@ type World struct {
 	capture   *capture
 	observers []func(*WireEvent)
 	closed    bool
+
+	// Connections sampled after each step (SampleTCP), and what the step
+	// may have touched: a host's flag, or every host.
+	probes   []*TCPInfoSeries
+	touchAll bool
 }
 
 // New returns an empty World at virtual time 0.
@@ -100,6 +108,10 @@ func New(cfg Config) *World {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.InfoSamples <= 0 {
+		cfg.InfoSamples = DefaultInfoSamples
+	}
+	cfg.InfoSamples = max(cfg.InfoSamples, 4)
 	return &World{cfg: cfg, names: make(map[string]bool), digest: sha256.New()}
 }
 
@@ -208,15 +220,23 @@ func (w *World) run(limit mono.Time, done func() bool) error {
 	if w.closed {
 		return ErrClosed
 	}
+	w.touchAll = true // the caller may have used the stacks between runs
 	for {
 		w.runReady()
 		if w.err != nil {
+			w.sampleInfo()
 			return w.err
 		}
 		if done != nil && done() {
+			w.sampleInfo()
 			return nil
 		}
 		next, kind := w.next()
+		if next > w.now || next > limit {
+			// The instant is over: connections are read once for all its
+			// steps.
+			w.sampleInfo()
+		}
 		if next > limit {
 			w.now = max(w.now, limit)
 			if done != nil {
@@ -239,10 +259,12 @@ func (w *World) run(limit mono.Time, done func() bool) error {
 			for _, h := range w.hosts {
 				if h.stack.NextDeadline() <= w.now {
 					h.stack.Advance(w.now)
+					h.touched = true
 				}
 			}
 		case stepTimer:
 			w.timers.pop().fire()
+			w.touchAll = true
 		}
 	}
 }

@@ -33,6 +33,12 @@ func TestSimReplaysAndVerifies(t *testing.T) {
 	if !strings.Contains(out, "600000 delivered and verified (100.0%)") {
 		t.Fatalf("transfer not verified:\n%s", out)
 	}
+	// Each connection as its stack saw it: retransmissions and RTT.
+	conn := regexp.MustCompile(`(?m)^  conn (\d) 10\.0\.0\.1:\d+>10\.0\.0\.2:5001: 300000 bytes verified.*\n` +
+		`    stack: (\d+) retransmissions \(.*srtt min/mean/max (\S+)/(\S+)/(\S+), max cwnd \d+ bytes\n`)
+	if m := conn.FindAllStringSubmatch(out, -1); len(m) != 2 || m[0][1] != "0" || m[1][1] != "1" {
+		t.Errorf("no per-connection lines:\n%s", out)
+	}
 	b, _ := simTrace(t, append([]string{"--seed", "5"}, args...)...)
 	c, _ := simTrace(t, append([]string{"--seed", "6"}, args...)...)
 	if a != b {
@@ -44,7 +50,8 @@ func TestSimReplaysAndVerifies(t *testing.T) {
 	if p, err := os.ReadFile(pcap); err != nil || len(p) < 24+16 || p[0] != 0x4d {
 		t.Fatalf("pcap: %d bytes, %v", len(p), err)
 	}
-	if s, err := os.ReadFile(svg); err != nil || !bytes.Contains(s, []byte("<svg")) || !bytes.Contains(s, []byte("10.0.0.1:")) {
+	if s, err := os.ReadFile(svg); err != nil || !bytes.Contains(s, []byte("<svg")) || !bytes.Contains(s, []byte("10.0.0.1:")) ||
+		!bytes.Contains(s, []byte("cwnd (client/1)")) {
 		t.Fatalf("plot: %v\n%.200s", err, s)
 	}
 }
