@@ -226,17 +226,20 @@ type Conn struct {
 	dupAcks      int
 	recover      seq.Value // RFC 6582's recover
 	recoverValid bool
-	inRecov      bool
-	sack         sackScoreboard
+	inRecov      bool        // in fast recovery, or in loss recovery after a timeout
+	lossAll      bool        // after a timeout: all unSACKed data below recover is lost
+	sb           *scoreboard // SACK and retransmission state; nil while nothing is outstanding
+	undo         undoState
 
 	// Receiver state.
-	ackPending bool // an ACK is owed
-	ackNow     bool // ...and must not wait for the delayed-ACK timer
-	rcvUnacked int  // bytes received since the last ACK sent
-	quickAcks  int  // segments still to ACK at once (Linux's quickack mode)
-	dsack      SACKBlock
-	dsackValid bool
-	lastOOO    seq.Value // start of the latest out-of-order arrival
+	ackPending  bool // an ACK is owed
+	ackNow      bool // ...and must not wait for the delayed-ACK timer
+	rcvUnacked  int  // bytes received since the last ACK sent
+	quickAcks   int  // segments still to ACK at once (Linux's quickack mode)
+	dsack       SACKBlock
+	dsackValid  bool
+	sackRecent  [MaxSACKBlocks]SACKBlock // blocks to report, the latest arrival's first
+	nSackRecent int
 
 	// User options.
 	NoDelay          bool // disable Nagle's algorithm
@@ -269,6 +272,7 @@ func (c *Conn) Reset(cfg *Config, ep Endpoint) {
 	if !cfg.filled {
 		panic("tcp: Config used without Defaults")
 	}
+	c.releaseScoreboard()
 	*c = Conn{cfg: cfg, ep: ep}
 	if c.ep.MSS <= 0 {
 		c.ep.MSS = defaultMSS
@@ -324,6 +328,7 @@ func (c *Conn) setState(s State) {
 		c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
 		c.snd.release()
 		c.ooo.clear()
+		c.releaseScoreboard()
 		if c.orphan {
 			c.rcv.release()
 		}

@@ -250,6 +250,22 @@ func (c *Conn) invariants() error {
 	case c.cwnd < 0 || c.rto <= 0:
 		return fmt.Errorf("cwnd %d rto %v", c.cwnd, c.rto)
 	}
+	if sb := c.sb; sb != nil {
+		prev := c.SndUna
+		for _, b := range sb.blocks {
+			if b.Left.LessThan(prev) || !b.Left.LessThan(b.Right) || b.Right.GreaterThan(c.SndNxt) {
+				return fmt.Errorf("scoreboard %v not sorted, disjoint and within [%d, %d]", sb.blocks, c.SndUna, c.SndNxt)
+			}
+			prev = b.Right
+		}
+		prev = c.SndUna
+		for _, x := range sb.rtx {
+			if x.l.LessThan(prev) || !x.l.LessThan(x.r) || x.r.GreaterThan(c.SndNxt) {
+				return fmt.Errorf("retransmissions %v not sorted and within [%d, %d]", sb.rtx, c.SndUna, c.SndNxt)
+			}
+			prev = x.l
+		}
+	}
 	return nil
 }
 

@@ -259,7 +259,7 @@ func (c *Conn) checkACK(in *Input) bool {
 	}
 	switch {
 	case a.GreaterThan(c.SndUna):
-		c.onNewACK(in.at, a)
+		c.onNewACK(in.at, a, s)
 	case a == c.SndUna && len(s.Payload) == 0 && in.ev == SegACK && c.SndUna != c.SndNxt && wnd == c.SndWnd:
 		c.onDupACK(in.at)
 	}

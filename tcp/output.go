@@ -245,6 +245,10 @@ func (c *Conn) output(now mono.Time) {
 		return
 	}
 	mss := c.effMSS()
+	room := -1 // what cwnd allows beyond pipe in SACK recovery; -1 outside
+	if c.inRecov && c.sb != nil {
+		room = c.retransmitLost(now)
+	}
 	for {
 		off := int(c.sndBufSeq.Size(c.sndCur))
 		if c.sndCur.LessThan(c.sndBufSeq) {
@@ -258,6 +262,9 @@ func (c *Conn) output(now mono.Time) {
 		retx := c.sndCur.LessThan(c.SndNxt)
 		wnd := min(int(c.SndWnd), c.cwnd)
 		usable := wnd - int(c.SndUna.Size(c.sndCur))
+		if room >= 0 {
+			usable = min(int(c.SndWnd)-int(c.SndUna.Size(c.sndCur)), room)
+		}
 		n := min(unsent, mss, max(usable, 0))
 		if retx {
 			n = min(n, int(c.sndCur.Size(c.SndNxt)))
@@ -295,6 +302,9 @@ func (c *Conn) output(now mono.Time) {
 		}
 		c.transmit(now, c.sndCur, off, n, flags)
 		c.sndCur = c.sndCur.Add(seq.Size(n))
+		if room >= 0 {
+			room -= n
+		}
 		if fin {
 			c.sndCur = c.sndCur.Add(1)
 		}
@@ -426,16 +436,24 @@ func (c *Conn) retransmit(in *Input) {
 	c.backoff++
 	c.counts.timeouts++
 	c.count(func(st *Stats) { st.Timeouts++ })
-	flight := int(c.SndUna.Size(c.SndNxt))
-	c.ssthresh = c.cc.OnLoss(in.at, c.cwnd, flight)
+	c.startUndo()
+	if c.backoff == 1 && !c.inRecov {
+		// A timeout in loss recovery does not lower ssthresh again.
+		flight := int(c.SndUna.Size(c.SndNxt))
+		c.ssthresh = c.cc.OnLoss(in.at, c.cwnd, flight)
+	}
 	c.cwnd = c.sndMSS
-	c.inRecov, c.dupAcks = false, 0
+	c.dupAcks = 0
 	c.recover, c.recoverValid = c.SndNxt, true
-	c.sack.clear() // RFC 6675 §5.1 allows, and a reneging receiver needs, a fresh start
 	c.rttTiming = false
 	c.rto = min(2*c.rto, c.cfg.RTOMax)
-	c.sndCur = c.SndUna
 	c.rtoAt = mono.Never
+	if c.sackOK {
+		c.enterLossRecovery()
+	} else {
+		c.inRecov = false
+		c.sndCur = c.SndUna // go-back-N
+	}
 	c.output(in.at)
 	c.armRTO(in.at)
 }
@@ -499,11 +517,31 @@ func (c *Conn) sampleSYNRTT(now mono.Time) {
 }
 
 // rttSampleAt takes a sample if ack covers the timed segment.
-func (c *Conn) rttSampleAt(now mono.Time, ack seq.Value) {
+func (c *Conn) rttSampleAt(now mono.Time, ack seq.Value) bool {
 	if c.rttTiming && c.rttSeq.LessThanEq(ack) {
 		c.rttTiming = false
 		c.rttSample(now.Sub(c.rttStart))
+		return true
 	}
+	return false
+}
+
+// rttSampleTS takes a sample from the echoed timestamp of an ACK of new
+// data (RFC 7323 §4.1) while the timer is backed off: timestamps tell which
+// transmission is acknowledged, so Karn's ambiguity does not arise and the
+// RTO need not stay doubled after a loss (Linux does the same). Timed
+// segments remain the source otherwise: they measure finer than the
+// millisecond timestamp clock.
+func (c *Conn) rttSampleTS(now mono.Time, s *Segment) {
+	if !c.tsOK || s == nil || !s.Options.HasTimestamps || s.Options.TSEcr == 0 ||
+		c.srtt != 0 && c.rto == c.rtoEstimate() {
+		return
+	}
+	ms := int32(c.tsVal(now) - s.Options.TSEcr)
+	if ms < 0 || time.Duration(ms)*time.Millisecond > c.cfg.RTOMax {
+		return // an echo of something we never sent, or from long ago
+	}
+	c.rttSample(time.Duration(ms) * time.Millisecond)
 }
 
 // rttSample updates SRTT, RTTVAR and RTO (RFC 6298 §2). The minimum RTO is
@@ -520,5 +558,10 @@ func (c *Conn) rttSample(r time.Duration) {
 		c.rttvar = (3*c.rttvar + d) / 4
 		c.srtt = (7*c.srtt + r) / 8
 	}
-	c.rto = min(max(c.srtt+max(4*c.rttvar, time.Millisecond), c.cfg.RTOMin), c.cfg.RTOMax)
+	c.rto = c.rtoEstimate()
+}
+
+// rtoEstimate is RFC 6298's RTO from SRTT and RTTVAR, within the bounds.
+func (c *Conn) rtoEstimate() time.Duration {
+	return min(max(c.srtt+max(4*c.rttvar, time.Millisecond), c.cfg.RTOMin), c.cfg.RTOMax)
 }

@@ -1,32 +1,75 @@
 package tcp
 
 import (
+	"sync"
+
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/tcp/seq"
 )
 
+// Loss recovery. Without SACK it is NewReno (RFC 6582): fast retransmit
+// of SND.UNA, one retransmission per partial ACK, and go-back-N after a
+// timeout. With SACK it is RFC 6675: a scoreboard of what the peer holds,
+// pipe (the bytes estimated in flight) against cwnd, and NextSeg choosing
+// lost holes first; after a timeout the scoreboard is kept (as Linux keeps
+// it) and only holes are resent. Two additions from Linux: a retransmission
+// is known lost when data sent after it is SACKed (so it goes again without
+// waiting for a timeout), and a recovery whose every retransmission the
+// peer reports as duplicate (D-SACK, RFC 2883), or whose ACK echoes a
+// timestamp older than the first retransmission (Eifel, RFC 3522), is
+// undone: the window returns to what it was.
+
 // onNewACK handles an ACK that advances SND.UNA: the RTT sample, the
-// send buffer, the timers, and congestion control, with NewReno's partial
-// and full ACKs in recovery (RFC 6582).
-func (c *Conn) onNewACK(now mono.Time, a seq.Value) {
+// send buffer, the timers, and congestion control in and out of recovery.
+func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 	acked := int(c.SndUna.Size(a))
-	c.rttSampleAt(now, a)
+	if !c.rttSampleAt(now, a) {
+		c.rttSampleTS(now, s)
+	}
 	c.ackAdvance(now, a)
 	c.dupAcks = 0
-	if c.inRecov {
-		if a.GreaterThanEq(c.recover) {
-			// Full ACK: deflate the window (RFC 6582 §3.2 step 3, option 1).
-			c.inRecov = false
-			c.cwnd = min(c.ssthresh, max(int(c.SndUna.Size(c.SndNxt)), c.sndMSS)+c.sndMSS)
-		} else {
-			// Partial ACK: the next hole is lost too. Retransmit it, deflate
-			// by what was acknowledged, add back one segment (step 4).
-			c.retransmitFirst(now)
-			c.cwnd = max(c.cwnd-acked+c.sndMSS, c.sndMSS)
-		}
+	if !c.inRecov {
+		c.cwnd = c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
 		return
 	}
-	c.cwnd = c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
+	if a.GreaterThanEq(c.recover) {
+		c.endRecovery(s)
+		return
+	}
+	switch {
+	case c.lossAll:
+		// Loss recovery after a timeout slow-starts back up.
+		c.cwnd = c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
+	case c.sb == nil:
+		// NewReno partial ACK: the next hole is lost too. Retransmit it,
+		// deflate by what was acknowledged, add back one segment (step 4).
+		c.retransmitFirst(now)
+		c.cwnd = max(c.cwnd-acked+c.sndMSS, c.sndMSS)
+	}
+	// With SACK, output sends what pipe allows.
+}
+
+// endRecovery leaves recovery on the ACK that covers recover.
+func (c *Conn) endRecovery(s *Segment) {
+	fast := !c.lossAll
+	c.inRecov, c.lossAll = false, false
+	if c.spurious(s) {
+		c.undoRecovery()
+		return
+	}
+	if fast {
+		if c.sb != nil {
+			c.cwnd = c.ssthresh
+		} else {
+			// Deflate the window (RFC 6582 §3.2 step 3, option 1).
+			c.cwnd = min(c.ssthresh, max(int(c.SndUna.Size(c.SndNxt)), c.sndMSS)+c.sndMSS)
+		}
+	}
+	// The undo record stays: D-SACKs for the retransmissions usually
+	// arrive after the ACK that ends the recovery.
+	if c.SndUna == c.SndNxt {
+		c.releaseScoreboard()
+	}
 }
 
 // ackAdvance moves SND.UNA to a: frees acknowledged data and restarts or
@@ -46,35 +89,53 @@ func (c *Conn) ackAdvance(now mono.Time, a seq.Value) {
 	if c.sndCur.LessThan(a) {
 		c.sndCur = a
 	}
-	c.sack.ackedTo(a)
+	if c.sb != nil {
+		c.sb.ackedTo(a)
+	}
 	c.backoff, c.probes = 0, 0
 	if c.SndUna == c.SndNxt {
 		c.rtoAt = mono.Never
+		if !c.inRecov {
+			c.releaseScoreboard()
+		}
 	} else {
 		c.rtoAt = now.Add(c.rto)
 	}
 }
 
-// onDupACK counts duplicate ACKs (RFC 5681 §2): the third starts fast
-// retransmit and NewReno's fast recovery, further ones inflate the window.
+// onDupACK counts duplicate ACKs (RFC 5681 §2): the third, or with SACK
+// enough SACKed data above SND.UNA (RFC 6675's IsLost), starts fast
+// retransmit and recovery.
 func (c *Conn) onDupACK(now mono.Time) {
 	c.dupAcks++
 	c.count(func(st *Stats) { st.DupACKs++ })
 	switch {
 	case c.inRecov:
-		c.cwnd += c.sndMSS
-	case c.dupAcks == dupThresh || c.dupAcks > dupThresh && c.sack.lostAbove(c.SndUna, c.sndMSS):
+		if c.sb == nil {
+			c.cwnd += c.sndMSS // NewReno inflation; SACK recovery counts pipe
+		}
+	case c.dupAcks >= dupThresh || c.sb != nil && c.sb.lostAbove(c.SndUna, c.sndMSS):
 		// RFC 6582 §3.2 step 2: only if this loss is not from before the
 		// last recovery.
 		if c.recoverValid && c.SndUna.LessThan(c.recover) {
 			return
 		}
+		c.startUndo()
 		flight := int(c.SndUna.Size(c.SndNxt))
 		c.ssthresh = c.cc.OnLoss(now, c.cwnd, flight)
 		c.recover, c.recoverValid = c.SndNxt, true
 		c.inRecov = true
 		c.counts.fastRecoveries++
 		c.count(func(st *Stats) { st.FastRetransmits++ })
+		if c.sackOK {
+			// RFC 6675 §5 (4.2-4.4): cwnd = ssthresh and the first hole
+			// goes now, lost by IsLost or not; output sends what pipe
+			// allows after it.
+			c.scoreboard()
+			c.cwnd = c.ssthresh
+			c.retransmitFirst(now)
+			return
+		}
 		c.retransmitFirst(now)
 		c.cwnd = c.ssthresh + dupThresh*c.sndMSS
 	}
@@ -82,32 +143,166 @@ func (c *Conn) onDupACK(now mono.Time) {
 
 const dupThresh = 3
 
+// enterLossRecovery is the timeout's part with SACK: every unSACKed byte
+// below SND.NXT is lost and goes again, holes only, in slow start.
+func (c *Conn) enterLossRecovery() {
+	c.inRecov, c.lossAll = true, true
+	sb := c.scoreboard()
+	sb.rtx = sb.rtx[:0] // every retransmission is presumed lost too
+	if c.backoff > 1 {
+		// A second timeout without progress: the peer may have dropped
+		// what it SACKed (reneging, RFC 2018 §8); start afresh.
+		sb.blocks = sb.blocks[:0]
+	}
+}
+
 // retransmitFirst resends the first unacknowledged segment, or with SACK
 // the first hole, at once.
 func (c *Conn) retransmitFirst(now mono.Time) {
 	sq := c.SndUna
 	n := c.effMSS()
-	if c.sackOK {
-		if h, hn, ok := c.sack.firstHole(c.SndUna, c.SndNxt); ok {
+	if c.sb != nil {
+		if h, hn, ok := c.sb.firstHole(c.SndUna, c.SndNxt); ok {
 			sq, n = h, min(n, hn)
 		}
 	}
+	c.retransmitRange(now, sq, n)
+	c.rtoAt = now.Add(c.rto)
+}
+
+// retransmitRange resends up to n bytes from sq (and the FIN if it ends
+// there), recording it on the scoreboard. It returns the sequence space
+// sent, 0 if nothing could go.
+func (c *Conn) retransmitRange(now mono.Time, sq seq.Value, n int) int {
 	off := int(c.sndBufSeq.Size(sq))
 	avail := c.snd.Len() - off
-	if sq.LessThan(c.sndBufSeq) || avail < 0 {
-		return
+	if sq.LessThan(c.sndBufSeq) || avail < 0 || c.sb != nil && len(c.sb.rtx) == rtxMax {
+		return 0 // with no room to record it, it would be chosen again: wait for ACKs
 	}
 	n = min(n, avail)
 	flags := ACK
+	if n > 0 && n == avail {
+		flags |= PSH // as the original segment carried it
+	}
 	if c.finQueued && sq.Add(seq.Size(n)) == c.finSeq && c.SndNxt == c.finSeq.Add(1) {
 		flags |= FIN
 	}
 	if n == 0 && flags&FIN == 0 {
-		return
+		return 0
 	}
 	c.rttTiming = false
 	c.transmit(now, sq, off, n, flags)
-	c.rtoAt = now.Add(c.rto)
+	used := n
+	if flags&FIN != 0 {
+		used++
+	}
+	if c.sb != nil {
+		c.sb.addRtx(sq, sq.Add(seq.Size(used)), c.SndNxt)
+	}
+	if c.inRecov {
+		c.undo.retrans++
+		if c.undo.tsval == 0 && c.tsOK {
+			c.undo.tsval = c.tsVal(now) | 1 // 0 means unset
+		}
+	}
+	if c.rtoAt == mono.Never {
+		c.rtoAt = now.Add(c.rto)
+	}
+	return used
+}
+
+// retransmitLost sends lost holes while pipe leaves room in cwnd (RFC 6675
+// §5 step C, NextSeg rule 1), and returns the room cwnd leaves for new
+// data.
+func (c *Conn) retransmitLost(now mono.Time) (room int) {
+	mss := c.effMSS()
+	for {
+		room = c.cwnd - c.pipe()
+		if room < mss {
+			return max(room, 0)
+		}
+		sq, n, ok := c.nextLost(mss)
+		if !ok {
+			return room
+		}
+		if c.retransmitRange(now, sq, min(n, room)) == 0 {
+			return room
+		}
+	}
+}
+
+// pipe is RFC 6675's estimate of the bytes in flight: unSACKed bytes not
+// deemed lost, plus every retransmission not yet SACKed or acknowledged.
+func (c *Conn) pipe() int {
+	sb := c.sb
+	if sb == nil {
+		return int(c.SndUna.Size(c.SndNxt))
+	}
+	lost := c.lostBelow()
+	p := 0
+	l := c.SndUna
+	for i := 0; i <= len(sb.blocks); i++ {
+		r := c.SndNxt
+		if i < len(sb.blocks) {
+			r = sb.blocks[i].Left
+		}
+		if l.LessThan(r) && lost.LessThan(r) {
+			p += int(seq.Max(l, lost).Size(r)) // the part of the hole not lost
+		}
+		if i < len(sb.blocks) {
+			l = seq.Max(l, sb.blocks[i].Right)
+		}
+	}
+	for _, x := range sb.rtx {
+		p += int(x.l.Size(x.r))
+	}
+	return p
+}
+
+// lostBelow returns the point below which every unSACKed byte counts as
+// lost: RFC 6675's IsLost holds below it (more than DupThresh-1 segments'
+// worth SACKed above), and after a timeout everything below recover is.
+func (c *Conn) lostBelow() seq.Value {
+	lost := c.sb.lostBelow((dupThresh-1)*c.sndMSS, c.SndUna)
+	if c.lossAll && lost.LessThan(c.recover) {
+		lost = c.recover
+	}
+	return lost
+}
+
+// nextLost is NextSeg's first rule: the lowest lost byte range not yet
+// retransmitted, at most mss long.
+func (c *Conn) nextLost(mss int) (seq.Value, int, bool) {
+	sb := c.sb
+	lost := c.lostBelow()
+	l := c.SndUna
+	k := 0 // sb.rtx before k end at or below l
+	for i := 0; i <= len(sb.blocks) && l.LessThan(lost); i++ {
+		r := c.SndNxt
+		if i < len(sb.blocks) {
+			r = sb.blocks[i].Left
+		}
+		r = seq.Min(r, lost)
+		// Skip what was retransmitted already within [l, r).
+		for l.LessThan(r) {
+			for k < len(sb.rtx) && sb.rtx[k].r.LessThanEq(l) {
+				k++
+			}
+			if k < len(sb.rtx) && sb.rtx[k].l.LessThanEq(l) {
+				l = sb.rtx[k].r
+				continue
+			}
+			end := r
+			if k < len(sb.rtx) && sb.rtx[k].l.LessThan(end) {
+				end = sb.rtx[k].l
+			}
+			return l, min(int(l.Size(end)), mss), true
+		}
+		if i < len(sb.blocks) {
+			l = seq.Max(l, sb.blocks[i].Right)
+		}
+	}
+	return 0, 0, false
 }
 
 // processSACK records the blocks of an arriving ACK in the scoreboard and
@@ -123,25 +318,290 @@ func (c *Conn) processSACK(s *Segment, a seq.Value) {
 			len(blocks) > 1 && blocks[1].Left.LessThanEq(b.Left) && b.Right.LessThanEq(blocks[1].Right)) {
 			c.counts.dsacks++
 			c.count(func(st *Stats) { st.DSACKsReceived++ })
+			c.onDSACK(b)
 			continue
 		}
 		// Only what we sent and is not yet cumulatively acknowledged.
 		if b.Right.GreaterThan(c.SndNxt) || b.Left.LessThan(a) && b.Right.LessThanEq(a) {
 			continue
 		}
-		c.sack.add(seq.Max(b.Left, a), b.Right)
+		c.scoreboard().add(seq.Max(b.Left, a), b.Right)
+	}
+	if c.sb != nil && len(c.sb.rtx) > 0 {
+		c.sb.dropLostRtx((dupThresh-1)*c.sndMSS, c.SndUna)
 	}
 }
 
-// noteSACK records the block just received out of order, to be reported
-// first (RFC 2018 §4).
+// ---- Undo (RFC 2883 §5, RFC 3522) ----
+
+// undoState remembers the window before a recovery, to put it back if the
+// recovery turns out spurious.
+type undoState struct {
+	active   bool
+	marker   seq.Value // SND.UNA when the recovery began
+	end      seq.Value // ...and SND.NXT
+	cwnd     int
+	ssthresh int
+	retrans  int    // retransmissions not yet reported duplicate
+	tsval    uint32 // our timestamp on the first retransmission; 0 if none
+}
+
+// onDSACK counts a duplicate the peer reports against the retransmissions
+// of the last recovery; when all are accounted for after it ended, the
+// recovery was needless and is undone.
+func (c *Conn) onDSACK(b SACKBlock) {
+	u := &c.undo
+	if !u.active || u.retrans == 0 || b.Left.LessThan(u.marker) || u.end.LessThan(b.Right) {
+		return
+	}
+	u.retrans--
+	if u.retrans == 0 && !c.inRecov {
+		c.undoRecovery()
+	}
+}
+
+// startUndo records the window as a recovery begins; a timeout during a
+// recovery keeps the first record.
+func (c *Conn) startUndo() {
+	if c.inRecov && c.undo.active {
+		return
+	}
+	c.undo = undoState{active: true, marker: c.SndUna, end: c.SndNxt, cwnd: c.cwnd, ssthresh: c.ssthresh}
+}
+
+// spurious reports whether the recovery just ended was needless: the peer
+// reported every retransmission as a duplicate, or acknowledged with the
+// timestamp of an original sent before the first retransmission.
+func (c *Conn) spurious(s *Segment) bool {
+	u := &c.undo
+	if !u.active || !c.sackOK && !c.tsOK {
+		return false
+	}
+	if c.sackOK && u.retrans == 0 {
+		return true
+	}
+	return c.tsOK && u.tsval != 0 && s != nil && s.Options.HasTimestamps &&
+		s.Options.TSEcr != 0 && int32(s.Options.TSEcr-u.tsval) < 0
+}
+
+// undoRecovery puts the window back as it was before the recovery.
+func (c *Conn) undoRecovery() {
+	c.cwnd = max(c.cwnd, c.undo.cwnd)
+	c.ssthresh = max(c.ssthresh, c.undo.ssthresh)
+	c.undo = undoState{}
+	c.counts.undos++
+	c.count(func(st *Stats) { st.Undos++ })
+}
+
+// ---- The scoreboard ----
+
+// scoreboard holds what the peer has selectively acknowledged above
+// SND.UNA, sorted and disjoint, and the ranges retransmitted in this
+// recovery, sorted by start. Connections take one from a pool while data
+// is outstanding and give it back when everything is acknowledged, so idle
+// connections carry none. The bounds limit what a peer can make us keep;
+// a window of 64 MiB at 1% loss needs about 460 of each.
+type scoreboard struct {
+	blocks []SACKBlock
+	rtx    []rtxRange
+}
+
+// rtxRange is a retransmitted range and SND.NXT when it went: data sent
+// after it that the peer SACKs shows the retransmission was lost.
+type rtxRange struct{ l, r, nxt seq.Value }
+
+const (
+	sackScoreMax = 1024
+	rtxMax       = 1024
+)
+
+var scoreboards = sync.Pool{New: func() any { return new(scoreboard) }}
+
+// scoreboard returns c's scoreboard, taking one from the pool if needed.
+func (c *Conn) scoreboard() *scoreboard {
+	if c.sb == nil {
+		c.sb = scoreboards.Get().(*scoreboard)
+		c.sb.blocks, c.sb.rtx = c.sb.blocks[:0], c.sb.rtx[:0]
+	}
+	return c.sb
+}
+
+func (c *Conn) releaseScoreboard() {
+	if c.sb != nil {
+		scoreboards.Put(c.sb)
+		c.sb = nil
+	}
+}
+
+// add merges [l, r) into the board and forgets retransmissions it covers.
+func (b *scoreboard) add(l, r seq.Value) {
+	if !l.LessThan(r) {
+		return
+	}
+	// i: the first block ending at or above l; blocks from i that start at
+	// or below r merge with the new one.
+	i, j := 0, len(b.blocks)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if b.blocks[h].Right.LessThan(l) {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	j = i
+	for j < len(b.blocks) && b.blocks[j].Left.LessThanEq(r) {
+		l, r = seq.Min(l, b.blocks[j].Left), seq.Max(r, b.blocks[j].Right)
+		j++
+	}
+	switch {
+	case j > i:
+		b.blocks[i] = SACKBlock{l, r}
+		b.blocks = append(b.blocks[:i+1], b.blocks[j:]...)
+	case len(b.blocks) == sackScoreMax && i == len(b.blocks):
+		// Full: the highest blocks are forgotten first.
+	default:
+		if len(b.blocks) == sackScoreMax {
+			b.blocks = b.blocks[:len(b.blocks)-1]
+		}
+		b.blocks = append(b.blocks, SACKBlock{})
+		copy(b.blocks[i+1:], b.blocks[i:])
+		b.blocks[i] = SACKBlock{l, r}
+	}
+	k := 0
+	for _, x := range b.rtx {
+		if !(l.LessThanEq(x.l) && x.r.LessThanEq(r)) {
+			b.rtx[k] = x
+			k++
+		}
+	}
+	b.rtx = b.rtx[:k]
+}
+
+// ackedTo drops what the cumulative ACK now covers.
+func (b *scoreboard) ackedTo(a seq.Value) {
+	k := 0
+	for k < len(b.blocks) && b.blocks[k].Right.LessThanEq(a) {
+		k++
+	}
+	b.blocks = append(b.blocks[:0], b.blocks[k:]...)
+	if len(b.blocks) > 0 && b.blocks[0].Left.LessThan(a) {
+		b.blocks[0].Left = a
+	}
+	k = 0
+	for k < len(b.rtx) && b.rtx[k].r.LessThanEq(a) {
+		k++
+	}
+	b.rtx = append(b.rtx[:0], b.rtx[k:]...)
+	if len(b.rtx) > 0 && b.rtx[0].l.LessThan(a) {
+		b.rtx[0].l = a
+	}
+}
+
+// addRtx records a retransmission of [l, r) made when SND.NXT was nxt,
+// keeping the list sorted (retransmitRange checks there is room).
+func (b *scoreboard) addRtx(l, r, nxt seq.Value) {
+	if len(b.rtx) == rtxMax {
+		return
+	}
+	i := len(b.rtx)
+	b.rtx = append(b.rtx, rtxRange{})
+	for i > 0 && l.LessThan(b.rtx[i-1].l) {
+		b.rtx[i] = b.rtx[i-1]
+		i--
+	}
+	b.rtx[i] = rtxRange{l, r, nxt}
+}
+
+// dropLostRtx forgets retransmissions shown lost: data sent after them
+// that the peer SACKed puts them below the lost boundary, the test IsLost
+// applies to originals.
+func (b *scoreboard) dropLostRtx(thresh int, una seq.Value) {
+	lost := b.lostBelow(thresh, una)
+	k := 0
+	for _, x := range b.rtx {
+		if !x.nxt.LessThan(lost) {
+			b.rtx[k] = x
+			k++
+		}
+	}
+	b.rtx = b.rtx[:k]
+}
+
+// firstHole returns the first range above una not SACKed and below the
+// highest SACKed byte: the segment RFC 6675's NextSeg() picks first.
+func (b *scoreboard) firstHole(una, nxt seq.Value) (seq.Value, int, bool) {
+	switch {
+	case len(b.blocks) == 0:
+		return 0, 0, false
+	case una.LessThan(b.blocks[0].Left):
+		return una, int(una.Size(b.blocks[0].Left)), true
+	case len(b.blocks) > 1:
+		return b.blocks[0].Right, int(b.blocks[0].Right.Size(b.blocks[1].Left)), true
+	}
+	return 0, 0, false
+}
+
+// lostBelow returns the highest point x with more than thresh bytes SACKed
+// at or above it, or una if there is none: RFC 6675's IsLost holds for
+// every byte below it. It walks down from the top until the threshold is
+// crossed, which takes a few blocks.
+func (b *scoreboard) lostBelow(thresh int, una seq.Value) seq.Value {
+	acc := 0
+	for i := len(b.blocks) - 1; i >= 0; i-- {
+		blk := b.blocks[i]
+		if n := int(blk.Left.Size(blk.Right)); acc+n > thresh {
+			return blk.Right.Sub(seq.Size(thresh - acc))
+		} else {
+			acc += n
+		}
+	}
+	return una
+}
+
+// lostAbove reports IsLost(x).
+func (b *scoreboard) lostAbove(x seq.Value, mss int) bool {
+	return x.LessThan(b.lostBelow((dupThresh-1)*mss, x))
+}
+
+// noteSACK records the arrival of [left, right) out of order: the block
+// holding it becomes the first one reported, the others follow in the
+// order they were last reported (RFC 2018 §4), as Linux's
+// selective_acks. Reporting the lowest blocks instead would hide every
+// block above the fourth from the sender.
 func (c *Conn) noteSACK(left, right seq.Value) {
-	c.lastOOO = left
+	// The contiguous run of queued data around the arrival.
+	l, r := left, right
+	for i := range c.ooo.segs {
+		sg := &c.ooo.segs[i]
+		sl, sr := sg.seq, sg.seq.Add(seq.Size(sg.n))
+		if sg.fin {
+			sr = sr.Add(1)
+		}
+		if sl.LessThanEq(r) && l.LessThanEq(sr) {
+			l, r = seq.Min(l, sl), seq.Max(r, sr)
+		}
+	}
+	blk := SACKBlock{l, r}
+	out := c.sackRecent
+	n := 0
+	c.sackRecent[n] = blk
+	n++
+	for _, x := range out[:c.nSackRecent] {
+		if n == len(c.sackRecent) {
+			break
+		}
+		if x.Right.LessThan(l) || r.LessThan(x.Left) {
+			c.sackRecent[n] = x
+			n++
+		}
+	}
+	c.nSackRecent = n
 }
 
 // fillSACK puts the SACK blocks for an ACK into o: a D-SACK block first if
-// one is owed, then the block holding the latest out-of-order arrival, then
-// the rest in order, as many as fit (Options.Encode drops what does not).
+// one is owed, then the recent blocks still above RCV.NXT, as many as fit
+// (Options.Encode drops what does not).
 func (c *Conn) fillSACK(o *Options) {
 	n := 0
 	if c.dsackValid {
@@ -149,124 +609,25 @@ func (c *Conn) fillSACK(o *Options) {
 		n++
 	}
 	if c.ooo.len() == 0 {
+		c.nSackRecent = 0
 		o.NumSACK = n
 		return
 	}
-	var ranges [MaxSACKBlocks + 1]SACKBlock
 	k := 0
-	first := -1
-	for i := range c.ooo.segs {
-		sg := &c.ooo.segs[i]
-		l, r := sg.seq, sg.seq.Add(seq.Size(sg.n))
-		if k > 0 && l.LessThanEq(ranges[k-1].Right) {
-			ranges[k-1].Right = seq.Max(ranges[k-1].Right, r)
-		} else if k < len(ranges) {
-			ranges[k] = SACKBlock{l, r}
-			k++
-		} else {
-			break
+	for _, x := range c.sackRecent[:c.nSackRecent] {
+		if x.Right.LessThanEq(c.RcvNxt) {
+			continue // delivered in order since
 		}
-		if c.lastOOO.InRange(ranges[k-1].Left, ranges[k-1].Right) || c.lastOOO == ranges[k-1].Left {
-			first = k - 1
+		if x.Left.LessThan(c.RcvNxt) {
+			x.Left = c.RcvNxt
 		}
-	}
-	if first >= 0 && n < MaxSACKBlocks {
-		o.SACKBlocks[n] = ranges[first]
-		n++
-	}
-	for i := 0; i < k && n < MaxSACKBlocks; i++ {
-		if i != first && ranges[i].Left != ranges[i].Right {
-			o.SACKBlocks[n] = ranges[i]
+		c.sackRecent[k] = x
+		k++
+		if n < MaxSACKBlocks {
+			o.SACKBlocks[n] = x
 			n++
 		}
 	}
+	c.nSackRecent = k
 	o.NumSACK = n
-}
-
-// sackScoreboard holds the blocks the peer has selectively acknowledged
-// above SND.UNA, sorted and disjoint, at most sackScoreMax of them
-// (a limit on what a peer can make us keep).
-type sackScoreboard struct {
-	blocks [sackScoreMax]SACKBlock
-	n      int
-}
-
-const sackScoreMax = 16
-
-func (b *sackScoreboard) clear() { b.n = 0 }
-
-// add merges [l, r) into the board.
-func (b *sackScoreboard) add(l, r seq.Value) {
-	if !l.LessThan(r) {
-		return
-	}
-	var out [sackScoreMax + 1]SACKBlock
-	k := 0
-	placed := false
-	for _, x := range b.blocks[:b.n] {
-		switch {
-		case x.Right.LessThan(l):
-			out[k] = x
-			k++
-		case r.LessThan(x.Left):
-			if !placed {
-				out[k] = SACKBlock{l, r}
-				k++
-				placed = true
-			}
-			out[k] = x
-			k++
-		default:
-			l, r = seq.Min(l, x.Left), seq.Max(r, x.Right)
-		}
-	}
-	if !placed {
-		out[k] = SACKBlock{l, r}
-		k++
-	}
-	b.n = min(k, sackScoreMax) // the highest blocks are forgotten first
-	copy(b.blocks[:b.n], out[:b.n])
-}
-
-// ackedTo drops what the cumulative ACK now covers.
-func (b *sackScoreboard) ackedTo(a seq.Value) {
-	k := 0
-	for _, x := range b.blocks[:b.n] {
-		if x.Right.LessThanEq(a) {
-			continue
-		}
-		if x.Left.LessThan(a) {
-			x.Left = a
-		}
-		b.blocks[k] = x
-		k++
-	}
-	b.n = k
-}
-
-// firstHole returns the first range above una not SACKed and below the
-// highest SACKed byte: the segment RFC 6675's NextSeg() picks first.
-func (b *sackScoreboard) firstHole(una, nxt seq.Value) (seq.Value, int, bool) {
-	if b.n == 0 {
-		return 0, 0, false
-	}
-	if una.LessThan(b.blocks[0].Left) {
-		return una, int(una.Size(b.blocks[0].Left)), true
-	}
-	for i := 0; i+1 < b.n; i++ {
-		return b.blocks[i].Right, int(b.blocks[i].Right.Size(b.blocks[i+1].Left)), true
-	}
-	return 0, 0, false
-}
-
-// lostAbove reports RFC 6675's IsLost(SND.UNA): more than three segments'
-// worth of data SACKed above it.
-func (b *sackScoreboard) lostAbove(una seq.Value, mss int) bool {
-	total := 0
-	for _, x := range b.blocks[:b.n] {
-		if x.Left.GreaterThan(una) {
-			total += int(x.Left.Size(x.Right))
-		}
-	}
-	return total > (dupThresh-1)*mss
 }

@@ -26,6 +26,7 @@ type Stats struct {
 	TrimmedBeyondWindow uint64 // segments cut to the receive window
 	DupACKs             uint64
 	DSACKsReceived      uint64
+	Undos               uint64 // recoveries found spurious and undone
 	WindowProbes        uint64
 	KeepaliveProbes     uint64
 	DelayedACKs         uint64 // ACKs sent by the delayed-ACK timer
