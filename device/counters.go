@@ -65,6 +65,11 @@ func (c *Counters) Stats() Stats {
 // ReadBatch reads from the wrapped device and counts the frames.
 func (c *Counters) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := c.dev.ReadBatch(bufs, sizes, offset)
+	c.countRx(n, sizes, err)
+	return n, err
+}
+
+func (c *Counters) countRx(n int, sizes []int, err error) {
 	if n > 0 {
 		var b uint64
 		for _, s := range sizes[:n] {
@@ -77,12 +82,16 @@ func (c *Counters) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		c.rxErrors.Add(1)
 	}
-	return n, err
 }
 
 // WriteBatch writes to the wrapped device and counts the frames it took.
 func (c *Counters) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	n, err := c.dev.WriteBatch(bufs, offset)
+	c.countTx(n, bufs, offset, err)
+	return n, err
+}
+
+func (c *Counters) countTx(n int, bufs [][]byte, offset int, err error) {
 	if n > 0 {
 		var b uint64
 		for _, f := range bufs[:n] {
@@ -95,7 +104,6 @@ func (c *Counters) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		c.txErrors.Add(1)
 	}
-	return n, err
 }
 
 // Drops is the wrapped device's, when it counts drops.

@@ -20,6 +20,16 @@
 // errors wrapping net.ErrClosed. Frames a device cannot deliver or send
 // (too long, no room) are dropped and counted (DropCounter), never truncated.
 //
+// Offloads (opt-in, Config.Offloads): the TAP, TUN and raw backends can move
+// frames with a virtio-net header (IFF_VNET_HDR with TUNSETOFFLOAD, or
+// PACKET_VNET_HDR), so that the kernel hands over TCP super-segments of up
+// to 64 KiB with partial checksums and segments and checksums the ones the
+// stack writes. Such devices implement Offloader: ReadBatchOffload and
+// WriteBatchOffload take a []VnetHdr beside the frames, one per frame,
+// while the 10-byte header itself lives in the headroom in front of each
+// frame; TCPOffload and VnetHdr.CompleteChecksum help build and finish
+// them. Without Config.Offloads nothing changes.
+//
 // The TAP, TUN and raw backends are Linux only.
 package device
 

@@ -25,6 +25,13 @@ type Config struct {
 	// interface does not exist, instead of creating a transient one (which
 	// they do when the process has CAP_NET_ADMIN).
 	NoCreate bool
+	// Offloads turns on virtio-net headers (see Offloader): IFF_VNET_HDR
+	// with TUNSETOFFLOAD on a TAP or TUN, PACKET_VNET_HDR on a raw socket.
+	// Zero (the default) moves plain frames, as before. On a TAP or TUN the
+	// set chooses what the kernel may hand over (partial checksums, TSO
+	// super-segments); on a raw socket the interface and its peer decide
+	// that, so any non-zero set means OffloadAll.
+	Offloads Offloads
 }
 
 func (c *Config) batchSize() int {

@@ -111,6 +111,11 @@ func NewPcap(dev Device, w io.Writer, clock func() time.Time) (*Pcap, error) {
 // ReadBatch reads from the wrapped device and records the frames read.
 func (p *Pcap) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := p.dev.ReadBatch(bufs, sizes, offset)
+	p.recordRx(n, bufs, sizes, offset)
+	return n, err
+}
+
+func (p *Pcap) recordRx(n int, bufs [][]byte, sizes []int, offset int) {
 	if n > 0 {
 		p.mu.Lock()
 		ts := p.clock()
@@ -119,12 +124,16 @@ func (p *Pcap) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		p.mu.Unlock()
 	}
-	return n, err
 }
 
 // WriteBatch writes to the wrapped device and records the frames it took.
 func (p *Pcap) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	n, err := p.dev.WriteBatch(bufs, offset)
+	p.recordTx(n, bufs, offset)
+	return n, err
+}
+
+func (p *Pcap) recordTx(n int, bufs [][]byte, offset int) {
 	if n > 0 {
 		p.mu.Lock()
 		ts := p.clock()
@@ -133,7 +142,6 @@ func (p *Pcap) WriteBatch(bufs [][]byte, offset int) (int, error) {
 		}
 		p.mu.Unlock()
 	}
-	return n, err
 }
 
 // Err returns the error that stopped the capture, if any.

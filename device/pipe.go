@@ -17,6 +17,11 @@ type PipeConfig struct {
 	// MACs are the two ends' LinkAddr; nil entries default to
 	// 02:00:00:00:00:01 and 02:00:00:00:00:02.
 	MACs [2]net.HardwareAddr
+	// Offloads makes both ends Offloaders with these offloads, passing
+	// each frame's VnetHdr to the peer untouched, as a veth between two
+	// kernels does: a GSO frame arrives whole (up to MaxOffloadFrameSize),
+	// a partial checksum stays partial. Any other frame must fit the MTU.
+	Offloads Offloads
 }
 
 // Pipe returns two connected in-memory devices: a frame written to one is
@@ -47,7 +52,10 @@ func Pipe(cfg PipeConfig) (*PipeEnd, *PipeEnd) {
 	var ends [2]*PipeEnd
 	for i := range ends {
 		e := &PipeEnd{mtu: cfg.MTU, maxFrame: maxFrame, batch: cfg.BatchSize,
-			done: make(chan struct{})}
+			offloads: cfg.Offloads, done: make(chan struct{})}
+		if cfg.Offloads != 0 {
+			e.vnet = VnetHdrLen
+		}
 		e.rx.slots = make([][]byte, cfg.QueueLen)
 		e.rx.free = make([][]byte, 0, cfg.QueueLen)
 		e.rx.ready = make(chan struct{}, 1)
@@ -70,6 +78,8 @@ type PipeEnd struct {
 	mtu      int
 	maxFrame int
 	batch    int
+	offloads Offloads
+	vnet     int // VnetHdrLen with offloads: queued frames carry their header
 
 	rx     pipeQueue // frames written by the peer, waiting to be read here
 	closed atomic.Bool
@@ -83,7 +93,7 @@ type PipeEnd struct {
 type pipeQueue struct {
 	mu     sync.Mutex
 	slots  [][]byte // the queued frames, a ring
-	free   [][]byte // buffers of maxFrame bytes, unused
+	free   [][]byte // buffers of at least maxFrame bytes, unused
 	head   int      // index of the oldest frame
 	count  int
 	closed bool
@@ -124,8 +134,22 @@ func (e *PipeEnd) Close() error {
 }
 
 // ReadBatch waits for a frame, then returns the frames queued, up to
-// min(len(bufs), BatchSize).
+// min(len(bufs), BatchSize). With offloads it completes partial checksums
+// (see Offloader).
 func (e *PipeEnd) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return e.read(bufs, sizes, nil, offset)
+}
+
+// Offloads is PipeConfig.Offloads.
+func (e *PipeEnd) Offloads() Offloads { return e.offloads }
+
+// ReadBatchOffload is ReadBatch that also returns each frame's metadata
+// (zero without offloads); at most len(meta) frames are read.
+func (e *PipeEnd) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
+	return e.read(bufs[:min(len(bufs), len(meta))], sizes, meta, offset)
+}
+
+func (e *PipeEnd) read(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
 	if err := checkBatch(bufs, offset, true); err != nil {
 		return 0, err
 	}
@@ -147,12 +171,20 @@ func (e *PipeEnd) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error)
 			q.head = (q.head + 1) % len(q.slots)
 			q.count--
 			q.free = append(q.free, f[:cap(f)])
-			dst := bufs[n][offset:]
+			dst := bufs[n][offset-e.vnet:]
 			if len(f) > len(dst) {
 				e.rxDropped.Add(1)
 				continue
 			}
-			sizes[n] = copy(dst, f)
+			copy(dst, f)
+			if e.vnet != 0 && !takeVnet(dst[:len(f)], meta, n) {
+				e.rxDropped.Add(1)
+				continue
+			}
+			if e.vnet == 0 && meta != nil {
+				meta[n] = VnetHdr{}
+			}
+			sizes[n] = len(f) - e.vnet
 			n++
 		}
 		q.mu.Unlock()
@@ -172,23 +204,51 @@ func (e *PipeEnd) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	if err := checkBatch(bufs, offset, false); err != nil {
 		return 0, err
 	}
+	if e.vnet != 0 {
+		clearVnet(bufs, offset)
+	}
+	return e.write(bufs, nil, offset)
+}
+
+// WriteBatchOffload is WriteBatch with each frame's metadata, passed to the
+// peer with the frame (see Offloader).
+func (e *PipeEnd) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
+	if err := checkBatch(bufs, offset, false); err != nil {
+		return 0, err
+	}
+	if err := checkMeta(bufs, meta, offset, e.offloads); err != nil {
+		return 0, err
+	}
+	if e.vnet != 0 {
+		encodeVnet(bufs, meta, offset)
+	}
+	return e.write(bufs, meta, offset)
+}
+
+func (e *PipeEnd) write(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
 	if e.closed.Load() {
 		return 0, fmt.Errorf("device: pipe: write: %w", net.ErrClosed)
 	}
 	q := &e.peer.rx
 	queued := false
 	q.mu.Lock()
-	for _, b := range bufs {
+	for i, b := range bufs {
 		f := b[offset:]
-		if len(f) == 0 || len(f) > e.maxFrame || q.closed || q.count == len(q.slots) {
+		limit := e.maxFrame
+		if meta != nil && meta[i].IsGSO() {
+			limit = MaxOffloadFrameSize
+		}
+		if len(f) == 0 || len(f) > limit || q.closed || q.count == len(q.slots) {
 			e.txDropped.Add(1)
 			continue
 		}
+		f = b[offset-e.vnet:] // with the header, if any
 		var s []byte
 		if k := len(q.free); k > 0 {
 			s, q.free = q.free[k-1], q.free[:k-1]
-		} else {
-			s = make([]byte, e.maxFrame)
+		}
+		if cap(s) < len(f) {
+			s = make([]byte, max(e.vnet+e.maxFrame, len(f)))
 		}
 		q.slots[(q.head+q.count)%len(q.slots)] = s[:copy(s, f)]
 		q.count++

@@ -31,8 +31,10 @@ import (
 //
 // Offloads: frames that the local kernel sends through a veth or bridge may
 // carry a partial checksum (checksum offload), which a packet socket passes
-// on as is. Against a local kernel peer, turn it off on the peer's end
-// (ethtool -K DEV tx off), as internal/testnet does.
+// on as is, and TSO super-segments of up to 64 KiB. Against a local kernel
+// peer, turn them off on the peer's end (ethtool -K DEV tx off), as
+// internal/testnet does, or open the socket with Config.Offloads
+// (PACKET_VNET_HDR) and read each frame's metadata (Offloader).
 type RawSocket struct {
 	name      string
 	ifindex   int
@@ -48,6 +50,11 @@ type RawSocket struct {
 	rxDropped atomic.Uint64 // frames longer than their buffer
 	txDropped atomic.Uint64 // frames the kernel refused or lost
 
+	// With offloads (PACKET_VNET_HDR), every frame has a virtio-net header
+	// of vnet bytes in front of it; see vnet_linux.go.
+	offloads Offloads
+	vnet     int
+
 	// statsMu guards the kernel's drop count, which reading resets: Drops
 	// adds each reading to kernelDrops.
 	statsMu     sync.Mutex
@@ -62,6 +69,7 @@ type RawSocket struct {
 	roff   int
 	rn     int
 	rerr   error
+	rmeta  []VnetHdr // ReadBatchOffload's, or nil
 	rmsgs  []unix.Mmsghdr
 	riovs  []unix.Iovec
 	rnames []unix.RawSockaddrLinklayer
@@ -100,6 +108,12 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 		}
 	}()
 	d := &RawSocket{name: name, batch: cfg.batchSize()}
+	if err := cfg.Offloads.check(); err != nil {
+		return nil, &SetupError{Kind: ErrInvalid, Name: name, Problem: "bad Config.Offloads", Err: err}
+	}
+	if err := d.setOffloads(fd, cfg.Offloads); err != nil {
+		return nil, err
+	}
 	if d.ifindex, err = ifIndex(fd, name); err != nil {
 		return nil, rawError(name, "SIOCGIFINDEX", err, 0)
 	}
@@ -246,7 +260,7 @@ func (d *RawSocket) readFrames(fd uintptr) bool {
 		base := d.rn
 		want := len(d.rbufs) - base
 		for j := range want {
-			b := d.rbufs[base+j][d.roff:]
+			b := d.rbufs[base+j][d.roff-d.vnet:]
 			d.riovs[j].Base = &b[0]
 			d.riovs[j].SetLen(len(b))
 			d.rmsgs[j].Hdr.Namelen = unix.SizeofSockaddrLinklayer
@@ -269,10 +283,12 @@ func (d *RawSocket) readFrames(fd uintptr) bool {
 				continue // our own, on a kernel without PACKET_IGNORE_OUTGOING
 			}
 			size := int(m.Len)
-			if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			if m.Hdr.Flags&unix.MSG_TRUNC != 0 ||
+				d.vnet != 0 && !takeVnet(d.rbufs[base+j][d.roff-d.vnet:d.roff-d.vnet+size], d.rmeta, d.rn) {
 				d.rxDropped.Add(1)
 				continue
 			}
+			size -= d.vnet
 			if base+j != d.rn {
 				// An earlier frame of this call was skipped: move this one
 				// down so frames stay contiguous. Rare (drops only).
@@ -304,6 +320,17 @@ func (d *RawSocket) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	if d.vnet != 0 {
+		clearVnet(bufs, offset)
+	}
+	return d.write(bufs, offset)
+}
+
+// write sends frames whose virtio-net headers, if any, are in place.
+func (d *RawSocket) write(bufs [][]byte, offset int) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
 	d.wbufs, d.woff, d.wn, d.werr = bufs, offset, 0, nil
 	err := d.rc.Write(d.writeFn)
 	n, werr := d.wn, d.werr
@@ -321,8 +348,8 @@ func (d *RawSocket) writeFrames(fd uintptr) bool {
 	for d.wn < len(d.wbufs) {
 		k := 0
 		for k < d.batch && d.wn+k < len(d.wbufs) {
-			b := d.wbufs[d.wn+k][d.woff:]
-			if len(b) == 0 {
+			b := d.wbufs[d.wn+k][d.woff-d.vnet:]
+			if len(b) == d.vnet {
 				break
 			}
 			d.wiovs[k].Base = &b[0]

@@ -23,6 +23,11 @@ import (
 //
 // Reads go through the Go runtime poller, so a blocked ReadBatch costs no
 // thread and Close unblocks it.
+//
+// With Config.Offloads the file carries a virtio-net header with every frame
+// (IFF_VNET_HDR) and the interface may hand over TSO super-segments with
+// partial checksums (TUNSETOFFLOAD); see Offloader. Closing clears the
+// interface's offloads, and so does opening without them.
 type Tun struct {
 	name      string
 	l3        bool
@@ -39,6 +44,11 @@ type Tun struct {
 	rxDropped atomic.Uint64 // frames longer than the buffer given
 	txDropped atomic.Uint64 // frames the kernel refused (EINVAL, EMSGSIZE, EIO)
 
+	// With offloads (Config.Offloads), every frame has a virtio-net header
+	// of vnet bytes in front of it; see vnet_linux.go.
+	offloads Offloads
+	vnet     int
+
 	// Read state: used by the one ReadBatch caller at a time, kept here so
 	// that the callback handed to the poller is a method value made once
 	// (a closure per call would allocate).
@@ -48,6 +58,7 @@ type Tun struct {
 	roff     int
 	rn       int
 	rerr     error
+	rmeta    []VnetHdr // ReadBatchOffload's, or nil
 	iov      [2]unix.Iovec
 	overflow [1]byte
 
@@ -107,12 +118,21 @@ func openTun(name string, l3 bool, cfg Config) (*Tun, error) {
 	if l3 {
 		flags = unix.IFF_TUN | unix.IFF_NO_PI
 	}
+	if err := cfg.Offloads.check(); err != nil {
+		return nil, &SetupError{Kind: ErrInvalid, Name: name, Problem: "bad Config.Offloads", Err: err}
+	}
+	if cfg.Offloads != 0 {
+		flags |= unix.IFF_VNET_HDR
+	}
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		return nil, tunSetIFFError(name, l3, err, probeTun(name, err))
 	}
 
 	d := &Tun{name: name, l3: l3, created: !existed, batch: cfg.batchSize()}
+	if err := d.setOffloads(fd, cfg.Offloads); err != nil {
+		return nil, err
+	}
 	s, err := ctlSocket()
 	if err != nil {
 		return nil, &SetupError{Name: name, Problem: "cannot open a socket to read the MTU", Op: "socket", Err: err}
@@ -176,6 +196,7 @@ func (d *Tun) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	d.resetOffloads()
 	return d.file.Close()
 }
 
@@ -205,7 +226,7 @@ func (d *Tun) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 // readFrames is the poller callback: false means "nothing yet, wait".
 func (d *Tun) readFrames(fd uintptr) bool {
 	for d.rn < len(d.rbufs) {
-		b := d.rbufs[d.rn][d.roff:]
+		b := d.rbufs[d.rn][d.roff-d.vnet:]
 		// A second one-byte vector catches a frame too long for b: the
 		// kernel would otherwise cut it silently.
 		d.iov[0].Base = &b[0]
@@ -223,11 +244,11 @@ func (d *Tun) readFrames(fd uintptr) bool {
 			d.rerr = errno
 			return true
 		}
-		if int(r) > len(b) {
+		if int(r) > len(b) || d.vnet != 0 && !d.rxVnet(b[:r]) {
 			d.rxDropped.Add(1)
 			continue
 		}
-		d.rsizes[d.rn] = int(r)
+		d.rsizes[d.rn] = int(r) - d.vnet
 		d.rn++
 	}
 	return true
@@ -241,6 +262,17 @@ func (d *Tun) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	if err := checkBatch(bufs, offset, false); err != nil {
 		return 0, err
 	}
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	if d.vnet != 0 {
+		clearVnet(bufs, offset)
+	}
+	return d.write(bufs, offset)
+}
+
+// write writes frames whose virtio-net headers, if any, are in place.
+func (d *Tun) write(bufs [][]byte, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
@@ -259,8 +291,8 @@ func (d *Tun) WriteBatch(bufs [][]byte, offset int) (int, error) {
 
 func (d *Tun) writeFrames(fd uintptr) bool {
 	for d.wn < len(d.wbufs) {
-		b := d.wbufs[d.wn][d.woff:]
-		if len(b) == 0 {
+		b := d.wbufs[d.wn][d.woff-d.vnet:]
+		if len(b) == d.vnet {
 			d.txDropped.Add(1)
 			d.wn++
 			continue

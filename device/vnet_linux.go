@@ -1,0 +1,185 @@
+package device
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// The TUNSETOFFLOAD flags (linux/if_tun.h); x/sys/unix does not name them.
+const (
+	tunFCsum = 0x01
+	tunFTSO4 = 0x02
+	tunFTSO6 = 0x04
+)
+
+func tunOffloadFlags(o Offloads) int {
+	f := 0
+	if o&OffloadChecksum != 0 {
+		f |= tunFCsum
+	}
+	if o&OffloadTSO4 != 0 {
+		f |= tunFTSO4
+	}
+	if o&OffloadTSO6 != 0 {
+		f |= tunFTSO6
+	}
+	return f
+}
+
+// setOffloads configures the attached TAP or TUN fd for offloads o (the
+// file was attached with IFF_VNET_HDR when o is not zero). With o zero it
+// clears the interface's offloads instead, best effort: a persistent
+// interface keeps the offloads of its previous user, and the kernel would
+// then hand a plain reader super-segments with partial checksums.
+func (d *Tun) setOffloads(fd int, o Offloads) error {
+	if o == 0 {
+		_ = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0)
+		return nil
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, VnetHdrLen); err != nil {
+		return &SetupError{Kind: ErrInvalid, Name: d.name, Problem: "the kernel refused the virtio-net header size",
+			Op: "TUNSETVNETHDRSZ", Err: err}
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunOffloadFlags(o)); err != nil {
+		return &SetupError{Kind: ErrInvalid, Name: d.name, Problem: "the kernel refused offloads " + o.String(),
+			Op: "TUNSETOFFLOAD", Err: err}
+	}
+	d.offloads, d.vnet = o, VnetHdrLen
+	return nil
+}
+
+// resetOffloads clears a persistent interface's offloads when the file
+// closes, so that its next user starts plain.
+func (d *Tun) resetOffloads() {
+	if d.vnet == 0 || d.created {
+		return
+	}
+	_ = d.rc.Control(func(fd uintptr) { _ = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, 0) })
+}
+
+// Offloads is Config.Offloads, or zero.
+func (d *Tun) Offloads() Offloads { return d.offloads }
+
+// ReadBatchOffload is ReadBatch that also fills meta[i] with frame i's
+// metadata (see Offloader); at most len(meta) frames are read.
+func (d *Tun) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
+	bufs = bufs[:min(len(bufs), len(meta))]
+	if d.vnet == 0 {
+		n, err := d.ReadBatch(bufs, sizes, offset)
+		clear(meta[:n])
+		return n, err
+	}
+	d.rmeta = meta
+	n, err := d.ReadBatch(bufs, sizes, offset)
+	d.rmeta = nil
+	return n, err
+}
+
+// WriteBatchOffload is WriteBatch with meta[i] written in front of frame i
+// (see Offloader).
+func (d *Tun) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
+	if err := checkBatch(bufs, offset, false); err != nil {
+		return 0, err
+	}
+	if err := checkMeta(bufs, meta, offset, d.offloads); err != nil {
+		return 0, err
+	}
+	if d.vnet == 0 {
+		return d.write(bufs, offset)
+	}
+	encodeVnet(bufs, meta, offset)
+	return d.write(bufs, offset)
+}
+
+// rxVnet handles the header in front of a frame just read (b is header
+// and frame): ReadBatchOffload keeps it; plain ReadBatch completes a
+// partial checksum. It reports false for a header that does not fit the
+// frame, which is then dropped.
+func (d *Tun) rxVnet(b []byte) bool {
+	return takeVnet(b, d.rmeta, d.rn)
+}
+
+// takeVnet parses the header at the start of b (header and frame) and
+// stores it in meta[i], or, for a reader without meta, completes the
+// frame's partial checksum.
+func takeVnet(b []byte, meta []VnetHdr, i int) bool {
+	if len(b) < VnetHdrLen {
+		return false
+	}
+	frame := b[VnetHdrLen:]
+	h, err := ParseVnetHdr(b, frame)
+	if err != nil {
+		return false
+	}
+	if meta != nil {
+		meta[i] = h
+		return true
+	}
+	return h.CompleteChecksum(frame) == nil
+}
+
+// encodeVnet writes meta[i] in front of frame i.
+func encodeVnet(bufs [][]byte, meta []VnetHdr, offset int) {
+	for i, b := range bufs {
+		meta[i].Encode(b[offset-VnetHdrLen : offset])
+	}
+}
+
+// clearVnet writes a zero header (a complete frame) in front of each frame.
+func clearVnet(bufs [][]byte, offset int) {
+	for _, b := range bufs {
+		clear(b[offset-VnetHdrLen : offset])
+	}
+}
+
+// Offloads is OffloadAll when the socket was opened with offloads, zero
+// otherwise: what a packet socket receives is up to the interface and its
+// peer, and it accepts every kind of metadata to send.
+func (d *RawSocket) Offloads() Offloads { return d.offloads }
+
+// setOffloads turns on PACKET_VNET_HDR for o not zero.
+func (d *RawSocket) setOffloads(fd int, o Offloads) error {
+	if o == 0 {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return &SetupError{Kind: ErrInvalid, Name: d.name, Problem: "the kernel refused virtio-net headers",
+			Op: "PACKET_VNET_HDR", Err: err}
+	}
+	d.offloads, d.vnet = OffloadAll, VnetHdrLen
+	return nil
+}
+
+// ReadBatchOffload is ReadBatch that also fills meta[i] with frame i's
+// metadata (see Offloader); at most len(meta) frames are read.
+func (d *RawSocket) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
+	bufs = bufs[:min(len(bufs), len(meta))]
+	if d.vnet == 0 {
+		n, err := d.ReadBatch(bufs, sizes, offset)
+		clear(meta[:n])
+		return n, err
+	}
+	d.rmeta = meta
+	n, err := d.ReadBatch(bufs, sizes, offset)
+	d.rmeta = nil
+	return n, err
+}
+
+// WriteBatchOffload is WriteBatch with meta[i] written in front of frame i
+// (see Offloader).
+func (d *RawSocket) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
+	if err := checkBatch(bufs, offset, false); err != nil {
+		return 0, err
+	}
+	if err := checkMeta(bufs, meta, offset, d.offloads); err != nil {
+		return 0, err
+	}
+	if d.vnet != 0 {
+		encodeVnet(bufs, meta, offset)
+	}
+	return d.write(bufs, offset)
+}
+
+var (
+	_ Offloader = (*Tun)(nil)
+	_ Offloader = (*RawSocket)(nil)
+)
