@@ -42,12 +42,16 @@ type Config struct {
 	// connection is given up with ETIMEDOUT.
 	Retries2 int
 
-	DelayedACK                          time.Duration // Linux's minimum delayed-ACK timeout, 40 ms (at most 200 ms)
-	TimeWait                            time.Duration // 2MSL; Linux's TCP_TIMEWAIT_LEN is 60 s
-	FinTimeout                          time.Duration // FIN-WAIT-2 for a closed socket: Linux's tcp_fin_timeout, 60 s
-	KeepIdle                            time.Duration // Linux: 2 h
-	KeepIntvl                           time.Duration // Linux: 75 s
-	KeepCount                           int           // Linux: 9
+	DelayedACK time.Duration // Linux's minimum delayed-ACK timeout, 40 ms (at most 200 ms)
+	TimeWait   time.Duration // 2MSL; Linux's TCP_TIMEWAIT_LEN is 60 s
+	FinTimeout time.Duration // FIN-WAIT-2 for a closed socket: Linux's tcp_fin_timeout, 60 s
+	KeepIdle   time.Duration // Linux: 2 h
+	KeepIntvl  time.Duration // Linux: 75 s
+	KeepCount  int           // Linux: 9
+	// InvalidRateLimit spaces the ACKs sent for segments without data
+	// outside the window and RFC 5961's challenge ACKs (Linux's
+	// tcp_invalid_ratelimit, 500 ms).
+	InvalidRateLimit                    time.Duration
 	NoTimestamps, NoSACK, NoWindowScale bool
 
 	// OOOSegmentsMax and the receive buffer bound the out-of-order queue.
@@ -77,6 +81,7 @@ func (cfg *Config) Defaults() {
 	def(&cfg.RTOInitial, time.Second)
 	def(&cfg.RTOMin, 200*time.Millisecond)
 	def(&cfg.RTOMax, 120*time.Second)
+	def(&cfg.InvalidRateLimit, 500*time.Millisecond)
 	defi(&cfg.SYNRetries, 6)
 	defi(&cfg.SYNACKRetries, 5)
 	defi(&cfg.Retries2, 15)
@@ -205,6 +210,7 @@ type Conn struct {
 	TSRecent           uint32
 	tsRecentAt         mono.Time
 	lastAckSent        seq.Value
+	oowAt              mono.Time // the last ACK sent for an out-of-window segment or challenge
 
 	snd                  sendBuffer
 	rcv                  recvBuffer

@@ -201,7 +201,35 @@ func TestRFC5961BlindSYN(t *testing.T) {
 		h.Send(S{Flags: SYN, Seq: seqv(sq), Wnd: hWnd, Opts: synOpts})
 		h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
 		h.wantState(Established)
+		h.Advance(h.cfg.InvalidRateLimit)
 	}
+}
+
+// RFC 5961 §7: challenge ACKs, and ACKs for empty segments outside the
+// window, go at most once per InvalidRateLimit (500 ms, as Linux); data
+// outside the window always gets its duplicate ACK.
+func TestChallengeACKRateLimit(t *testing.T) {
+	h := established(t)
+	challenge := S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd}
+	h.Send(S{Flags: SYN, Seq: 401, Wnd: hWnd, Opts: synOpts})
+	h.Expect(challenge)
+	h.Send(S{Flags: RST, Seq: 301 + 1000})
+	h.Send(S{Flags: ACK, Seq: 301 + 2*hWnd, Ack: 101, Wnd: hWnd})
+	h.ExpectNothing()
+	h.Send(S{Flags: ACK, Seq: 101, Ack: 101, Wnd: hWnd, Data: payload(100)}) // old data
+	dsack := challenge
+	dsack.Opts.NumSACK, dsack.Opts.SACKBlocks[0] = 1, SACKBlock{101, 201}
+	h.Expect(dsack)
+	h.Advance(h.cfg.InvalidRateLimit - time.Millisecond)
+	h.Send(S{Flags: SYN, Seq: 7, Wnd: hWnd, Opts: synOpts})
+	h.ExpectNothing()
+	h.Advance(time.Millisecond)
+	h.Send(S{Flags: RST, Seq: 301 + 1000})
+	h.Expect(challenge)
+	if h.stats.ChallengeACKs != 2 || h.stats.ACKsRateLimited != 3 {
+		t.Fatalf("challenge ACKs %d, rate-limited %d", h.stats.ChallengeACKs, h.stats.ACKsRateLimited)
+	}
+	h.wantState(Established)
 }
 
 // RFC 5961 §5: data whose ACK acknowledges what was never sent, or is older

@@ -124,14 +124,14 @@ func (c *Conn) checkSeq(in *Input) bool {
 		// TS.Recent is invalid after 24 days of idleness (§5.5).
 		if int32(s.Options.TSVal-c.TSRecent) < 0 && in.at.Sub(c.tsRecentAt) < pawsIdle {
 			c.count(func(st *Stats) { st.PAWSRejected++ })
-			c.ackNow = true
+			c.oowACK(in)
 			return false
 		}
 	}
 	if !c.acceptable(s) {
 		c.count(func(st *Stats) { st.OutOfWindow++ })
 		if !isRST {
-			c.ackNow = true
+			c.oowACK(in)
 			end := s.Seq.Add(seq.Size(len(s.Payload)))
 			if c.sackOK && len(s.Payload) > 0 && end.LessThanEq(c.RcvNxt) {
 				// A duplicate: report it with a D-SACK block (RFC 2883).
@@ -175,7 +175,7 @@ func (c *Conn) acceptable(s *Segment) bool {
 // challenge ACK and is dropped.
 func (c *Conn) checkRST(in *Input) bool {
 	if in.seg.Seq != c.RcvNxt {
-		c.challengeACK()
+		c.challengeACK(in)
 		return false
 	}
 	c.count(func(st *Stats) { st.ResetsReceived++ })
@@ -194,13 +194,33 @@ func (c *Conn) checkRST(in *Input) bool {
 // checkSYN is the fourth check (RFC 5961 §4): a SYN in a synchronized
 // state, whatever its sequence number, gets a challenge ACK.
 func (c *Conn) checkSYN(in *Input) bool {
-	c.challengeACK()
+	c.challengeACK(in)
 	return false
 }
 
-func (c *Conn) challengeACK() {
-	c.count(func(st *Stats) { st.ChallengeACKs++ })
+func (c *Conn) challengeACK(in *Input) {
+	if c.oowACK(in) {
+		c.count(func(st *Stats) { st.ChallengeACKs++ })
+	}
+}
+
+// oowACK answers a segment outside the window (or a challenge) with an
+// ACK, at most one per Config.InvalidRateLimit for segments without data,
+// as Linux's tcp_invalid_ratelimit (RFC 5961 §7's throttling): two stacks
+// that disagree about the window must not ping-pong ACKs forever, and a
+// spoofer must not turn us into an amplifier. Data segments always get
+// their duplicate ACK: the sender's loss recovery needs it.
+func (c *Conn) oowACK(in *Input) bool {
+	s := in.seg
+	if len(s.Payload) == 0 || s.Flags&SYN != 0 {
+		if c.oowAt != 0 && in.at.Sub(c.oowAt) < c.cfg.InvalidRateLimit {
+			c.count(func(st *Stats) { st.ACKsRateLimited++ })
+			return false
+		}
+		c.oowAt = in.at
+	}
 	c.ackNow = true
+	return true
 }
 
 // acceptHandshakeACK is the fifth check in SYN-RECEIVED: SND.UNA < SEG.ACK
@@ -353,9 +373,14 @@ func (c *Conn) processText(in *Input) bool {
 		return true
 	}
 	if len(p) > 0 {
-		c.rcv.write(p, c.rcvBufMax)
-		c.RcvNxt = c.RcvNxt.Add(seq.Size(len(p)))
-		c.rcvUnacked += len(p)
+		// The window keeps the buffer from overflowing; should it not,
+		// what does not fit is not acknowledged and comes again.
+		n := c.rcv.write(p, c.rcvBufMax)
+		if n < len(p) {
+			in.finOK = false
+		}
+		c.RcvNxt = c.RcvNxt.Add(seq.Size(n))
+		c.rcvUnacked += n
 		c.ev |= EventReadable
 	}
 	if c.ooo.len() > 0 {
@@ -387,10 +412,13 @@ func (c *Conn) pullOOO() (fin bool) {
 		}
 		if end.GreaterThan(c.RcvNxt) {
 			d := (*o.b)[int(o.seq.Size(c.RcvNxt)):o.n]
-			c.rcv.write(d, c.rcvBufMax)
-			c.RcvNxt = end
-			c.rcvUnacked += len(d)
+			n := c.rcv.write(d, c.rcvBufMax)
+			c.RcvNxt = c.RcvNxt.Add(seq.Size(n))
+			c.rcvUnacked += n
 			c.ev |= EventReadable
+			if n < len(d) {
+				return false // the rest stays queued
+			}
 		}
 		f := o.fin && end == c.RcvNxt
 		c.ooo.popFront()

@@ -16,6 +16,7 @@ type Stats struct {
 	ResetsSent          uint64
 	ResetsReceived      uint64 // RSTs that closed a connection
 	ChallengeACKs       uint64 // RFC 5961
+	ACKsRateLimited     uint64 // challenge and out-of-window ACKs not sent (RFC 5961 §7)
 	OutOfWindow         uint64 // unacceptable segments
 	PAWSRejected        uint64 // RFC 7323 §5
 	BadACK              uint64 // ACKs of what was never sent, or too old
