@@ -192,6 +192,8 @@ type streamSender struct {
 	off     int64 // bytes written, header included
 	pat     Pattern
 	buf     []byte
+	pend    []byte // filled from buf, not yet written from pos on
+	pos     int
 	shut    bool // CloseWrite done
 	scratch [1]byte
 }
@@ -199,15 +201,21 @@ type streamSender struct {
 func (snd *streamSender) step(t *Task) {
 	end := streamHeaderLen + snd.total
 	for snd.off < end {
-		n := int(min(int64(len(snd.buf)), end-snd.off))
-		b := snd.buf[:n]
-		snd.fill(b)
+		if snd.pos == len(snd.pend) {
+			// Fill the next chunk once; what the stream does not take now
+			// waits here for the next step.
+			n := int(min(int64(len(snd.buf)), end-snd.off))
+			snd.pend, snd.pos = snd.buf[:n], 0
+			snd.fill(snd.pend)
+		}
+		b := snd.pend[snd.pos:]
 		m, err := snd.s.TryWrite(b)
 		if m > 0 {
+			snd.pos += m
 			snd.off += int64(m)
 			snd.c.Written = max(snd.off-streamHeaderLen, 0)
 		}
-		if err == netstack.ErrWouldBlock || (err == nil && m < n) {
+		if err == netstack.ErrWouldBlock || (err == nil && m < len(b)) {
 			return
 		}
 		if err != nil {
@@ -262,6 +270,7 @@ func (snd *streamSender) fail(t *Task, what string, err error) {
 	snd.c.Redials++
 	snd.c.client, snd.s = s, s
 	snd.off, snd.shut, snd.c.Written = 0, false, 0
+	snd.pend, snd.pos = nil, 0
 	s.SetNotify(t.Wake)
 	snd.r.sample(t.w, snd.c, s)
 	t.Wake()

@@ -18,10 +18,14 @@ import (
 type TransferOptions struct {
 	Seed                        uint64
 	Loss, Reorder, Dup, Corrupt impair.Prob
-	Delay                       time.Duration // one way
-	// Rate limits each direction in bits/s (0: unlimited), with the
-	// impairment model's default queue.
-	Rate uint64
+	// Burst adds Gilbert-Elliott burst loss (impair.Config.Burst).
+	Burst  impair.GilbertElliott
+	Delay  time.Duration // one way
+	Jitter time.Duration // spreads Delay over ±Jitter
+	// Rate limits each direction in bits/s (0: unlimited), behind a queue
+	// of Queue bytes (0: the impairment model's default).
+	Rate  uint64
+	Queue int
 	// Partitions cut both directions during these intervals.
 	Partitions []impair.Interval
 	Bytes      int64 // per connection
@@ -119,8 +123,7 @@ func RunTransfer(opts TransferOptions) (Result, error) {
 	if opts.Conns < 1 || opts.Bytes < 0 {
 		return res, fmt.Errorf("sim: transfer: Conns %d and Bytes %d must be positive", opts.Conns, opts.Bytes)
 	}
-	cfg := impair.Config{Loss: opts.Loss, Reorder: opts.Reorder, Duplicate: opts.Dup,
-		Corrupt: opts.Corrupt, Delay: opts.Delay, Rate: opts.Rate, Partitions: opts.Partitions}
+	cfg := opts.Impairments()
 	w := New(Config{Seed: opts.Seed})
 	defer w.Close()
 	client, server, err := transferHosts(w, cfg)
@@ -160,6 +163,12 @@ func RunTransfer(opts TransferOptions) (Result, error) {
 		err = w.CaptureErr()
 	}
 	return res, err
+}
+
+// Impairments returns the impairments each direction of the link gets.
+func (o *TransferOptions) Impairments() impair.Config {
+	return impair.Config{Loss: o.Loss, Burst: o.Burst, Reorder: o.Reorder, Duplicate: o.Dup,
+		Corrupt: o.Corrupt, Delay: o.Delay, Jitter: o.Jitter, Rate: o.Rate, Queue: o.Queue, Partitions: o.Partitions}
 }
 
 // transferHosts makes the client (10.0.0.1) and server (10.0.0.2) joined
@@ -344,7 +353,9 @@ func (r *Result) Goodput() float64 {
 	return float64(r.Delivered) * 8 / r.Elapsed.Seconds()
 }
 
-// Command returns the `tapstack sim` command line that replays the run.
+// Command returns the `tapstack sim` command line that replays the run:
+// every option but Transport, Pcap and Setup, which have no flags (a
+// Transport other than TCP cannot be replayed from the command line).
 func (r *Result) Command() string {
 	o := &r.Options
 	var b strings.Builder
@@ -357,14 +368,91 @@ func (r *Result) Command() string {
 			fmt.Fprintf(&b, " --%s %v", p.flag, p.p)
 		}
 	}
-	if o.Delay != 0 {
-		fmt.Fprintf(&b, " --delay %v", o.Delay)
+	if g := o.Burst; g != (impair.GilbertElliott{}) {
+		fmt.Fprintf(&b, " --burst %v", FormatBurst(g))
+	}
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{{"delay", o.Delay}, {"jitter", o.Jitter}} {
+		if d.d != 0 {
+			fmt.Fprintf(&b, " --%s %v", d.flag, d.d)
+		}
+	}
+	if o.Rate != 0 {
+		fmt.Fprintf(&b, " --rate %d", o.Rate)
+	}
+	if o.Queue != 0 {
+		fmt.Fprintf(&b, " --queue %d", o.Queue)
+	}
+	for _, iv := range o.Partitions {
+		fmt.Fprintf(&b, " --partition %v", FormatInterval(iv))
 	}
 	fmt.Fprintf(&b, " --bytes %d --conns %d", o.Bytes, o.Conns)
 	if o.UDP {
 		b.WriteString(" --udp")
+		if o.UDPInterval != 0 {
+			fmt.Fprintf(&b, " --interval %v", o.UDPInterval)
+		}
+	}
+	if o.Limit != 0 {
+		fmt.Fprintf(&b, " --limit %v", o.Limit)
 	}
 	return b.String()
+}
+
+// FormatBurst writes a Gilbert-Elliott chain as `tapstack sim --burst`
+// takes it: "P,R" (bursts lose every frame, the good state none), or
+// "P,R,BAD,GOOD" with the loss in each state.
+func FormatBurst(g impair.GilbertElliott) string {
+	if g.LossBad == impair.Always && g.LossGood == 0 {
+		return fmt.Sprintf("%v,%v", g.P, g.R)
+	}
+	return fmt.Sprintf("%v,%v,%v,%v", g.P, g.R, g.LossBad, g.LossGood)
+}
+
+// ParseBurst reads what FormatBurst writes.
+func ParseBurst(s string) (impair.GilbertElliott, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 2 && len(parts) != 4 {
+		return impair.GilbertElliott{}, fmt.Errorf("burst %q: want P,R or P,R,BAD,GOOD", s)
+	}
+	ps := make([]impair.Prob, 4)
+	ps[2] = impair.Always
+	for i, p := range parts {
+		v, err := impair.ParseProb(strings.TrimSpace(p))
+		if err != nil {
+			return impair.GilbertElliott{}, fmt.Errorf("burst %q: %w", s, err)
+		}
+		ps[i] = v
+	}
+	return impair.GilbertElliott{P: ps[0], R: ps[1], LossBad: ps[2], LossGood: ps[3]}, nil
+}
+
+// FormatInterval writes a partition as `tapstack sim --partition` takes
+// it: START+DURATION in virtual time, e.g. "2s+3s".
+func FormatInterval(iv impair.Interval) string {
+	return fmt.Sprintf("%v+%v", time.Duration(iv.Start), iv.End.Sub(iv.Start))
+}
+
+// ParseInterval reads what FormatInterval writes.
+func ParseInterval(s string) (impair.Interval, error) {
+	start, dur, ok := strings.Cut(s, "+")
+	if !ok {
+		return impair.Interval{}, fmt.Errorf("partition %q: want START+DURATION, e.g. 2s+3s", s)
+	}
+	a, err := time.ParseDuration(start)
+	if err != nil {
+		return impair.Interval{}, fmt.Errorf("partition %q: %w", s, err)
+	}
+	d, err := time.ParseDuration(dur)
+	if err != nil {
+		return impair.Interval{}, fmt.Errorf("partition %q: %w", s, err)
+	}
+	if a < 0 || d <= 0 || a > time.Duration(mono.Never)-d {
+		return impair.Interval{}, fmt.Errorf("partition %q: the start must be >= 0 and the duration > 0", s)
+	}
+	return impair.Interval{Start: mono.Time(a), End: mono.Time(a + d)}, nil
 }
 
 // String is the summary: transfer, goodput, wire, time and trace lines.
