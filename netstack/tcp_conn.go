@@ -29,7 +29,7 @@ type TCPConn struct {
 
 	// Guarded by s.mu.
 	c                 *tcp.Conn
-	dl                *deadline
+	dl                deadline
 	ln                *TCPListener // the listener it came from, until accepted
 	inSynQ, inAcceptQ bool
 	readers, writers  waitList
@@ -37,12 +37,12 @@ type TCPConn struct {
 	closed            bool // Close was called
 	linger0           bool // Close resets
 
-	readDeadline, writeDeadline *deadlineTimer
+	readDeadline, writeDeadline deadlineTimer
 }
 
 func newTCPConn(s *Stack, c *tcp.Conn, key tcpKey) *TCPConn {
-	tc := &TCPConn{s: s, c: c, key: key, readDeadline: newDeadlineTimer(), writeDeadline: newDeadlineTimer()}
-	tc.dl = newDeadline(tc.onTimerLocked)
+	tc := &TCPConn{s: s, c: c, key: key}
+	tc.dl = deadline{index: -1, fire: tc.onTimerLocked}
 	c.NoDelay = true
 	return tc
 }
@@ -58,7 +58,7 @@ func (tc *TCPConn) onTimerLocked(now mono.Time) {
 func (tc *TCPConn) afterLocked(now mono.Time) tcp.Events {
 	s := tc.s
 	ev := tc.c.TakeEvents()
-	s.timers.set(tc.dl, tc.c.Deadline())
+	s.timers.set(&tc.dl, tc.c.Deadline())
 	st := tc.c.State()
 	if tc.inSynQ && st != tcp.SynReceived {
 		tc.inSynQ = false
@@ -77,7 +77,7 @@ func (tc *TCPConn) afterLocked(now mono.Time) tcp.Events {
 		if s.tcp.conns[tc.key] == tc {
 			delete(s.tcp.conns, tc.key)
 		}
-		s.timers.stop(tc.dl)
+		s.timers.stop(&tc.dl)
 	}
 	if ev != 0 && tc.notify != nil {
 		tc.notify()

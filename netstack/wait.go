@@ -32,10 +32,14 @@ func (w *waitList) wakeLocked() {
 // that is closed once the deadline passes and replaced when it is moved.
 // Deadlines are wall-clock by the net.Conn contract, so this lives in the
 // adapter layer, never in the protocol core.
+//
+// The zero value has no deadline and allocates nothing until one is set:
+// a nil channel never becomes ready, which is what "no deadline" means to
+// a select. Idle connections are many; deadlines are few.
 type deadlineTimer struct {
 	mu     sync.Mutex
 	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline has passed
+	cancel chan struct{} // closed when the deadline has passed; nil until one is set
 }
 
 func newDeadlineTimer() *deadlineTimer {
@@ -53,14 +57,14 @@ func (d *deadlineTimer) set(t time.Time) {
 	closed := isClosedChan(d.cancel)
 	if t.IsZero() {
 		if closed {
-			d.cancel = make(chan struct{})
+			d.cancel = nil
 		}
 		return
 	}
+	if closed || d.cancel == nil {
+		d.cancel = make(chan struct{})
+	}
 	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
 		cancel := d.cancel
 		d.timer = time.AfterFunc(dur, func() { close(cancel) })
 		return

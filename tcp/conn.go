@@ -61,7 +61,21 @@ type Config struct {
 	// means NewReno.
 	NewCongestionControl func(mss int) CongestionControl
 
-	filled bool
+	filled  bool
+	scratch *scratch
+}
+
+// scratch is working memory the connections of a Config share: the
+// dispatch input and the header under construction must not live on the
+// stack (an indirect call through the table, and Output's interface call,
+// would move them to the heap per segment) and need not live in every
+// connection (a million idle connections would carry 184 bytes each for
+// nothing). Connections sharing a Config are serialised by their owner, as
+// for Stats.
+type scratch struct {
+	in   Input
+	busy bool // a dispatch is running: a nested one gets its own Input
+	hdr  HeaderFields
 }
 
 // Defaults fills every zero field with its default.
@@ -92,6 +106,9 @@ func (cfg *Config) Defaults() {
 	def(&cfg.KeepIntvl, 75*time.Second)
 	defi(&cfg.KeepCount, 9)
 	defi(&cfg.OOOSegmentsMax, 256)
+	if cfg.scratch == nil {
+		cfg.scratch = new(scratch)
+	}
 	cfg.filled = true
 }
 
@@ -261,9 +278,6 @@ type Conn struct {
 
 	// Timers: the instant each one fires, or mono.Never.
 	rtoAt, persistAt, delackAt, keepAt, waitAt mono.Time
-
-	hdr HeaderFields // scratch for output: keeps SendSegment's argument off the heap
-	in  Input        // scratch for dispatch: the table's indirect call would move a local to the heap
 }
 
 // NewConn returns a connection in CLOSED for the endpoint.
@@ -310,6 +324,25 @@ func (c *Conn) Endpoint() Endpoint { return c.ep }
 // TakeEvents returns the events since the last call and clears them.
 func (c *Conn) TakeEvents() Events { e := c.ev; c.ev = 0; return e }
 
+// run dispatches one event in the Config's scratch Input and returns its
+// results.
+func (c *Conn) run(ev Input) (int, error) {
+	sc := c.cfg.scratch
+	if sc.busy {
+		in := new(Input)
+		*in = ev
+		c.dispatch(in)
+		return in.n, in.err
+	}
+	sc.busy = true
+	sc.in = ev
+	c.dispatch(&sc.in)
+	n, err := sc.in.n, sc.in.err
+	sc.in = Input{} // hold no segment or buffer
+	sc.busy = false
+	return n, err
+}
+
 // dispatch runs one event through the table.
 func (c *Conn) dispatch(in *Input) {
 	table[c.state][in.ev](c, in)
@@ -343,57 +376,43 @@ func (c *Conn) setState(s State) {
 
 // Connect is the active OPEN: it sends a SYN.
 func (c *Conn) Connect(now mono.Time) error {
-	in := &c.in
-	*in = Input{ev: UserOpenActive, at: now}
-	c.dispatch(in)
-	return in.err
+	_, err := c.run(Input{ev: UserOpenActive, at: now})
+	return err
 }
 
 // Listen is the passive OPEN: the connection waits in LISTEN for a SYN
 // from its endpoint's remote address. cookies says to answer with a SYN
 // cookie and stay in LISTEN (the listener's SYN queue is full).
 func (c *Conn) Listen(now mono.Time, cookies bool) error {
-	in := &c.in
-	*in = Input{ev: UserOpenPassive, at: now}
 	c.listenCookies = cookies
-	c.dispatch(in)
-	return in.err
+	_, err := c.run(Input{ev: UserOpenPassive, at: now})
+	return err
 }
 
 // Write is SEND: it queues what fits of p in the send buffer and sends what
 // the windows allow. It returns the number of bytes taken; ErrWouldBlock
 // when the buffer is full.
 func (c *Conn) Write(now mono.Time, p []byte) (int, error) {
-	in := &c.in
-	*in = Input{ev: UserSend, at: now, buf: p}
-	c.dispatch(in)
-	return in.n, in.err
+	return c.run(Input{ev: UserSend, at: now, buf: p})
 }
 
 // Read is RECEIVE: it copies received data into p. At the end of the
 // stream it returns io.EOF; with nothing to read yet, ErrWouldBlock; after
 // an abnormal close, the reason once the data is read.
 func (c *Conn) Read(now mono.Time, p []byte) (int, error) {
-	in := &c.in
-	*in = Input{ev: UserReceive, at: now, buf: p}
-	c.dispatch(in)
-	return in.n, in.err
+	return c.run(Input{ev: UserReceive, at: now, buf: p})
 }
 
 // Close is CLOSE: no more data will be sent; a FIN follows what is queued.
 func (c *Conn) Close(now mono.Time) error {
-	in := &c.in
-	*in = Input{ev: UserClose, at: now}
-	c.dispatch(in)
-	return in.err
+	_, err := c.run(Input{ev: UserClose, at: now})
+	return err
 }
 
 // Abort is ABORT: the connection is reset and closed at once.
 func (c *Conn) Abort(now mono.Time) error {
-	in := &c.in
-	*in = Input{ev: UserAbort, at: now}
-	c.dispatch(in)
-	return in.err
+	_, err := c.run(Input{ev: UserAbort, at: now})
+	return err
 }
 
 // SetOrphan records that nobody will read or write any more (the socket was
@@ -414,9 +433,7 @@ func (c *Conn) Input(now mono.Time, s *Segment) {
 		c.count(func(st *Stats) { st.BadFlags++ })
 		return
 	}
-	in := &c.in
-	*in = Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN}
-	c.dispatch(in)
+	c.run(Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN})
 }
 
 // OnTimer runs every timer due at or before now.
@@ -434,9 +451,7 @@ func (c *Conn) OnTimer(now mono.Time) {
 	for _, t := range timers {
 		if *t.at <= now {
 			*t.at = mono.Never
-			in := &c.in
-			*in = Input{ev: t.ev, at: now}
-			c.dispatch(in)
+			c.run(Input{ev: t.ev, at: now})
 		}
 	}
 }

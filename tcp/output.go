@@ -140,7 +140,7 @@ func (c *Conn) tsVal(now mono.Time) uint32 {
 
 // header fills the scratch header with what every segment of c carries.
 func (c *Conn) header(now mono.Time, sq seq.Value, flags Flags) *HeaderFields {
-	f := &c.hdr
+	f := &c.cfg.scratch.hdr
 	syn := flags&SYN != 0
 	*f = HeaderFields{SrcPort: c.ep.Local.Port(), DstPort: c.ep.Remote.Port(), SeqNum: sq, Flags: flags}
 	if flags&ACK != 0 {
@@ -229,10 +229,11 @@ func (c *Conn) sendRST(now mono.Time, sq, ack seq.Value, withACK bool) {
 // options (RFC 7323 §5.2 advises no timestamps on a RST, and Linux sends
 // none).
 func (c *Conn) emitRST(now mono.Time, f HeaderFields) {
-	c.hdr = f
-	c.hdr.SrcPort, c.hdr.DstPort = c.ep.Local.Port(), c.ep.Remote.Port()
+	h := &c.cfg.scratch.hdr
+	*h = f
+	h.SrcPort, h.DstPort = c.ep.Local.Port(), c.ep.Remote.Port()
 	c.count(func(st *Stats) { st.ResetsSent++; st.SegmentsSent++ })
-	c.cfg.Output.SendSegment(now, c, &c.hdr, [2][]byte{})
+	c.cfg.Output.SendSegment(now, c, h, [2][]byte{})
 }
 
 // output sends what the send buffer holds as far as the windows allow,
