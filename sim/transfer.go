@@ -334,7 +334,11 @@ func (c *ConnResult) String() string {
 		} else {
 			b.WriteString("no RTT measured, ")
 		}
-		fmt.Fprintf(&b, "max cwnd %d bytes\n", s.MaxCwnd)
+		fmt.Fprintf(&b, "max cwnd %d bytes", s.MaxCwnd)
+		if sv := c.Server; sv != nil && (sv.Info.Retransmits > 0 || sv.Info.Timeouts > 0) {
+			fmt.Fprintf(&b, "; the server's end: %d retransmissions (%d timeouts)", sv.Info.Retransmits, sv.Info.Timeouts)
+		}
+		b.WriteString("\n")
 	}
 	if f := c.Flow; f != nil {
 		st := &f.Stats

@@ -191,6 +191,36 @@ func TestReorder(t *testing.T) {
 	near(t, "frames held", held, 5000, 0.10)
 }
 
+// Jitter spreads each frame's delay over [Delay-Jitter, Delay+Jitter]
+// without reordering the flow.
+func TestJitter(t *testing.T) {
+	cfg := impair.Config{Delay: 10 * time.Millisecond, Jitter: 5 * time.Millisecond}
+	p := newPair(t, 1, cfg, impair.Config{Delay: time.Millisecond})
+	var sentAt []mono.Time
+	var lo, hi, sum time.Duration = time.Hour, 0, 0
+	p.w.Observe(func(e *WireEvent) {
+		if e.Dir != p.l.AB || !isUDP(e.Frame, 9) {
+			return
+		}
+		switch e.Kind {
+		case Sent:
+			sentAt = append(sentAt, e.At)
+		case Delivered:
+			// Sparse frames, so each arrives before the next is sent.
+			d := e.At.Sub(sentAt[len(sentAt)-1])
+			lo, hi, sum = min(lo, d), max(hi, d), sum+d
+		}
+	})
+	st := flowAB(t, p, UDPFlow{ID: 1, Count: 2000, Size: 100, Interval: 20 * time.Millisecond}, time.Second)
+	if st.Unique != 2000 || st.Reordered != 0 {
+		t.Fatalf("sink got %+v", st)
+	}
+	if mean := sum / 2000; lo < 5*time.Millisecond || hi > 15*time.Millisecond || hi-lo < 9*time.Millisecond ||
+		mean < 9700*time.Microsecond || mean > 10300*time.Microsecond {
+		t.Errorf("delays span [%v, %v], mean %v; want [5ms, 15ms] around 10ms", lo, hi, mean)
+	}
+}
+
 func TestPartition(t *testing.T) {
 	part := []impair.Interval{{Start: mono.Time(2 * time.Second), End: mono.Time(5 * time.Second)}}
 	cfg := impair.Config{Delay: time.Millisecond, Partitions: part}
