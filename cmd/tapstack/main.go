@@ -1,6 +1,6 @@
 // Command tapstack runs the tapstack user-space TCP/IP stack: it brings up
-// an interface with services, pings through it, and (as they land) fetches
-// URLs, runs simulations and benchmarks.
+// an interface with services, pings through it, fetches URLs, runs
+// simulations and benchmarks.
 //
 // Exit status: 0 on success, 1 when the job ran and failed (no reply, bad
 // data), 2 for a usage or set-up error, which is one line naming the fix.
@@ -20,6 +20,7 @@ commands:
   get    fetch a URL over HTTP through the stack
   ping   send ICMP echo requests through the stack
   sim    transfer data between two stacks on a simulated, impaired wire
+  bench  run the benchmark harness against gVisor's netstack (source tree)
 
 Run 'tapstack COMMAND -h' for a command's flags.
 `
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSim(args[1:], stdout, stderr)
 	case "ping":
 		err = cmdPing(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
