@@ -143,6 +143,11 @@ type Endpoint struct {
 	// MSS is the largest segment we can receive: the route MTU less the IP
 	// and TCP headers. It caps what we send too.
 	MSS int
+	// GSOMax, when larger than the MSS, lets output hand the link one
+	// super-segment of up to this many payload bytes, which the link (a
+	// device with TSO) cuts into segments of SegmentSize bytes, each with
+	// this header: one pass through the stack per 64 KiB, not per 1448 B.
+	GSOMax int
 }
 
 // Input is what a handler works on: the event, the instant, and the

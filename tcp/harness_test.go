@@ -68,8 +68,12 @@ func (h *harness) SendSegment(now mono.Time, c *Conn, f *HeaderFields, payload [
 	if f.SrcPort != c.ep.Local.Port() || f.DstPort != c.ep.Remote.Port() {
 		h.t.Fatalf("segment ports %d>%d, want %d>%d", f.SrcPort, f.DstPort, c.ep.Local.Port(), c.ep.Remote.Port())
 	}
-	if n := len(payload[0]) + len(payload[1]) + f.HeaderLen() - HeaderMinLen; n > c.ep.MSS {
-		h.t.Fatalf("segment of %d bytes of options and data exceeds the path's %d", n, c.ep.MSS)
+	limit := c.ep.MSS
+	if c.ep.GSOMax > limit {
+		limit = c.ep.GSOMax + MaxOptionsLen
+	}
+	if n := len(payload[0]) + len(payload[1]) + f.HeaderLen() - HeaderMinLen; n > limit {
+		h.t.Fatalf("segment of %d bytes of options and data exceeds the path's %d", n, limit)
 	}
 	d := append(append([]byte(nil), payload[0]...), payload[1]...)
 	if len(d) == 0 {

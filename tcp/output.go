@@ -269,13 +269,15 @@ func (c *Conn) output(now mono.Time) {
 		n := min(unsent, mss, max(usable, 0))
 		if retx {
 			n = min(n, int(c.sndCur.Size(c.SndNxt)))
+		} else if c.ep.GSOMax > mss && n == mss {
+			n = c.superSegment(min(unsent, max(usable, 0)), unsent, mss)
 		}
 		if unsent > 0 && !retx {
 			switch {
 			case n <= 0:
 				c.armPersist(now)
 				return
-			case n == mss:
+			case n >= mss:
 			case n == unsent:
 				// Nagle: a short segment waits while data is unacknowledged.
 				if !c.NoDelay && !c.finQueued && c.SndUna != c.SndNxt {
@@ -324,6 +326,22 @@ func (c *Conn) output(now mono.Time) {
 		}
 	}
 }
+
+// superSegment returns how much of avail (what the windows allow, unsent
+// the data queued) one TSO super-segment takes: whole segments up to
+// GSOMax, and a short last one only when it ends the data and Nagle would
+// let it go alone.
+func (c *Conn) superSegment(avail, unsent, mss int) int {
+	n := min(avail, c.ep.GSOMax/mss*mss)
+	if tail := n % mss; tail != 0 && (n != unsent || !c.NoDelay && !c.finQueued && c.SndUna != c.SndNxt) {
+		n -= tail
+	}
+	return n
+}
+
+// SegmentSize is the payload of each segment a super-segment is cut into:
+// the MSS less the options the segments carry now.
+func (c *Conn) SegmentSize() int { return c.effMSS() }
 
 // effMSS is the payload that fits a segment now: the MSS less the SACK
 // blocks our ACKs carry (the timestamps are already counted in sndMSS), as
