@@ -265,7 +265,7 @@ func TestPlan(t *testing.T) {
 			}
 			seen[sp.Name] = true
 		}
-		if len(sps) != 4+1+1+1+len(sz.idlePairs)+3 {
+		if len(sps) != 4+1+1+1+len(sz.idlePairs)+3+6 {
 			t.Errorf("%d cases", len(sps))
 		}
 	}

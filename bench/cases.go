@@ -12,7 +12,7 @@ import (
 // each child as JSON, so a child runs exactly what the parent planned.
 type spec struct {
 	Name string `json:"name"` // the table's label, unique
-	Kind string `json:"kind"` // bulk, rr, crr, lossy, idle, checksum
+	Kind string `json:"kind"` // bulk, rr, crr, lossy, idle, checksum, kernel
 
 	MTU       int   `json:"mtu,omitempty"`
 	Conns     int   `json:"conns,omitempty"`
@@ -22,6 +22,9 @@ type spec struct {
 	Pairs     int   `json:"pairs,omitempty"` // idle
 	Size      int   `json:"size,omitempty"`  // checksum buffer
 
+	Link     string `json:"link,omitempty"`     // kernel: "tap" or "raw"
+	Workload string `json:"workload,omitempty"` // kernel: "download", "upload" or "echo"
+
 	Duration time.Duration `json:"duration,omitempty"` // checksum
 	Loss     impair.Prob   `json:"loss,omitempty"`
 	Reorder  impair.Prob   `json:"reorder,omitempty"`
@@ -29,7 +32,7 @@ type spec struct {
 }
 
 // kinds are the workloads, in table order.
-var kinds = []string{"bulk", "rr", "crr", "lossy", "idle", "checksum"}
+var kinds = []string{"bulk", "rr", "crr", "lossy", "idle", "checksum", "kernel"}
 
 // sizes are the knobs that differ between the default run and -quick.
 type sizes struct {
@@ -39,6 +42,8 @@ type sizes struct {
 	lossyBytes   int64
 	idlePairs    []int
 	sumDuration  time.Duration
+	// kernel: curl's download, the upload to discard, the echo (each way)
+	kernDownload, kernUpload, kernEcho int64
 }
 
 var (
@@ -46,13 +51,15 @@ var (
 		bulk1: 1 << 30, bulk8: 128 << 20,
 		rrIters: 20000, crrIters: 5000,
 		lossyBytes: 64 << 20, idlePairs: []int{10000},
-		sumDuration: time.Second,
+		sumDuration:  time.Second,
+		kernDownload: 1 << 30, kernUpload: 1 << 30, kernEcho: 64 << 20,
 	}
 	quickSizes = sizes{
 		bulk1: 16 << 20, bulk8: 2 << 20,
 		rrIters: 2000, crrIters: 200,
 		lossyBytes: 4 << 20, idlePairs: []int{1000},
-		sumDuration: 50 * time.Millisecond,
+		sumDuration:  50 * time.Millisecond,
+		kernDownload: 64 << 20, kernUpload: 64 << 20, kernEcho: 8 << 20,
 	}
 )
 
@@ -97,6 +104,17 @@ func plan(selected []string, sz sizes) []spec {
 		for _, n := range []int{64, 1500, 64 << 10} {
 			out = append(out, spec{Name: "checksum " + fmtBytes(int64(n)), Kind: "checksum",
 				Size: n, Duration: sz.sumDuration})
+		}
+	}
+	if want["kernel"] {
+		for _, link := range []string{"tap", "raw"} {
+			for _, w := range []struct {
+				name string
+				n    int64
+			}{{"download", sz.kernDownload}, {"upload", sz.kernUpload}, {"echo", sz.kernEcho}} {
+				out = append(out, spec{Name: fmt.Sprintf("%s %s %s", link, w.name, fmtBytes(w.n)), Kind: "kernel",
+					MTU: 1500, Link: link, Workload: w.name, Bytes: w.n})
+			}
 		}
 	}
 	return out

@@ -57,24 +57,9 @@ func newGvisorStack(cfg pairConfig, ep *gvEndpoint, addrs []netip.Addr) (*stack.
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
-	opts := []tcpip.SettableTransportProtocolOption{
-		// SACK on, Nagle off; timestamps and window scaling are always
-		// offered by gVisor.
-		ptr(tcpip.TCPSACKEnabled(true)),
-		ptr(tcpip.TCPDelayEnabled(false)),
-	}
-	if !cfg.DefaultBuffers {
-		opts = append(opts,
-			&tcpip.TCPSendBufferSizeRangeOption{Min: bufMin, Default: sendBufMax, Max: sendBufMax},
-			&tcpip.TCPReceiveBufferSizeRangeOption{Min: bufMin, Default: recvBufMax, Max: recvBufMax},
-			ptr(tcpip.TCPModerateReceiveBufferOption(true)),
-		)
-	}
-	for _, o := range opts {
-		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("gvisor: transport option %T: %s", o, err)
-		}
+	if err := gvisorTCPOptions(s, cfg.DefaultBuffers); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if err := s.CreateNIC(gvNIC, ep); err != nil {
 		s.Close()
@@ -95,15 +80,44 @@ func newGvisorStack(cfg pairConfig, ep *gvEndpoint, addrs []netip.Addr) (*stack.
 	return s, nil
 }
 
+// gvisorTCPOptions sets the options every gVisor stack here shares: SACK
+// on, Nagle off and, unless defaultBuffers, the common buffer limits.
+func gvisorTCPOptions(s *stack.Stack, defaultBuffers bool) error {
+	opts := []tcpip.SettableTransportProtocolOption{
+		// SACK on, Nagle off; timestamps and window scaling are always
+		// offered by gVisor.
+		ptr(tcpip.TCPSACKEnabled(true)),
+		ptr(tcpip.TCPDelayEnabled(false)),
+	}
+	if !defaultBuffers {
+		opts = append(opts,
+			&tcpip.TCPSendBufferSizeRangeOption{Min: bufMin, Default: sendBufMax, Max: sendBufMax},
+			&tcpip.TCPReceiveBufferSizeRangeOption{Min: bufMin, Default: recvBufMax, Max: recvBufMax},
+			ptr(tcpip.TCPModerateReceiveBufferOption(true)),
+		)
+	}
+	for _, o := range opts {
+		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
+			return fmt.Errorf("gvisor: transport option %T: %s", o, err)
+		}
+	}
+	return nil
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func (p *gvisorPair) Listen(port uint16) (net.Listener, error) {
+	return gvisorListen(p.b, serverAddr, port)
+}
+
+// gvisorListen opens a listener on s at addr:port.
+func gvisorListen(s *stack.Stack, addr netip.Addr, port uint16) (net.Listener, error) {
 	var wq waiter.Queue
-	ep, err := p.b.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	ep, err := s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if err != nil {
 		return nil, fmt.Errorf("gvisor: listen: %s", err)
 	}
-	if err := ep.Bind(tcpip.FullAddress{Addr: tcpip.AddrFrom4(serverAddr.As4()), Port: port}); err != nil {
+	if err := ep.Bind(tcpip.FullAddress{Addr: tcpip.AddrFrom4(addr.As4()), Port: port}); err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("gvisor: bind %d: %s", port, err)
 	}
@@ -111,7 +125,7 @@ func (p *gvisorPair) Listen(port uint16) (net.Listener, error) {
 		ep.Close()
 		return nil, fmt.Errorf("gvisor: listen %d: %s", port, err)
 	}
-	return gonet.NewTCPListener(p.b, &wq, ep), nil
+	return gonet.NewTCPListener(s, &wq, ep), nil
 }
 
 func (p *gvisorPair) Dial(from int, port uint16) (net.Conn, error) {
@@ -125,8 +139,18 @@ func (p *gvisorPair) Dial(from int, port uint16) (net.Conn, error) {
 func (p *gvisorPair) Wire() (ab, ba laneStats) { return p.ab.stats(), p.ba.stats() }
 
 func (p *gvisorPair) Counters() map[string]uint64 {
-	a, b := p.a.Stats().TCP, p.b.Stats().TCP
-	sum := func(f func(tcpip.TCPStats) *tcpip.StatCounter) uint64 { return f(a).Value() + f(b).Value() }
+	return gvisorCounters(p.a, p.b)
+}
+
+// gvisorCounters sums a few TCP counters of stacks ss.
+func gvisorCounters(ss ...*stack.Stack) map[string]uint64 {
+	sum := func(f func(tcpip.TCPStats) *tcpip.StatCounter) uint64 {
+		var n uint64
+		for _, s := range ss {
+			n += f(s.Stats().TCP).Value()
+		}
+		return n
+	}
 	return map[string]uint64{
 		"segments_sent":    sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.SegmentsSent }),
 		"retransmits":      sum(func(s tcpip.TCPStats) *tcpip.StatCounter { return s.Retransmits }),

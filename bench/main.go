@@ -16,6 +16,11 @@
 //	go run . -quick               every case, tiny sizes, 1 run (CI)
 //	go run . -cases bulk,rr -runs 5
 //	go run . -cases idle -idle-n 10000,100000,1000000
+//	go run . -cases kernel            as root
+//
+// The kernel cases (-cases kernel, root only, not in -quick unless named)
+// put each stack on a TAP or a raw socket with the Linux kernel as the peer
+// (kernel.go), beside gVisor with GSO and the kernel itself over a veth.
 //
 // This is its own Go module, so tapstack itself does not depend on gVisor.
 package main
@@ -30,6 +35,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +51,7 @@ func main() {
 		idleN      = flag.String("idle-n", "", "comma-separated idle pair counts (default 10000, or 1000 with -quick)")
 		rrIters    = flag.Int("rr-iters", 0, "rr round trips (default 20000, or 2000 with -quick)")
 		crrIters   = flag.Int("crr-iters", 0, "crr connections (default 5000, or 200 with -quick)")
-		stacksFlag = flag.String("stacks", strings.Join(stacks, ","), "stacks to run")
+		stacksFlag = flag.String("stacks", strings.Join(allStacks, ","), "stacks to run (each case runs on those of its table)")
 		jsonOut    = flag.String("json", "", "write every run's result and the table as JSON to this file")
 		mdOut      = flag.String("md", "", "write the table as markdown to this file")
 		profDir    = flag.String("cpuprofile", "", "write a CPU profile of each child of run 1 to this directory")
@@ -69,6 +75,20 @@ func main() {
 	sel, err := parseKinds(*casesFlag)
 	if err != nil {
 		fatalf("%v", err)
+	}
+	if *quick && *casesFlag == "" {
+		// The kernel cases take minutes and need root: -quick runs them
+		// only when named.
+		sel = slices.DeleteFunc(sel, func(k string) bool { return k == "kernel" })
+	}
+	if slices.Contains(sel, "kernel") {
+		if why := kernelCasesBlocked(); why != "" {
+			fmt.Fprintf(os.Stderr, "bench: kernel cases skipped: %s\n", why)
+			sel = slices.DeleteFunc(sel, func(k string) bool { return k == "kernel" })
+			if len(sel) == 0 {
+				return
+			}
+		}
 	}
 	stackSel, err := parseStacks(*stacksFlag)
 	if err != nil {
@@ -125,6 +145,7 @@ func main() {
 			order = reversed(stackSel)
 		}
 		for _, sp := range specs {
+			order := stacksFor(sp, order)
 			for _, st := range order {
 				prof := ""
 				if *profDir != "" && r == 1 {
@@ -140,6 +161,9 @@ func main() {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "%d runs of %d cases on %d stacks in %s\n", *runs, len(specs), len(stackSel), time.Since(began).Round(time.Second))
+	if slices.Contains(sel, "kernel") {
+		cleanupKernelNS()
+	}
 
 	if ctx.Err() != nil {
 		fatalf("interrupted")
@@ -300,11 +324,11 @@ func parseStacks(list string) ([]string, error) {
 	var out []string
 	for _, s := range strings.Split(list, ",") {
 		found := false
-		for _, known := range stacks {
+		for _, known := range allStacks {
 			found = found || s == known
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown stack %q (known: %s)", s, strings.Join(stacks, ","))
+			return nil, fmt.Errorf("unknown stack %q (known: %s)", s, strings.Join(allStacks, ","))
 		}
 		out = append(out, s)
 	}

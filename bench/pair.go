@@ -73,8 +73,16 @@ func (e *unavailableError) Is(target error) bool {
 	return target == errUnavailable
 }
 
-// stacks are the stacks the harness compares, in table order.
+// stacks are the stacks the pair cases compare, in table order.
 var stacks = []string{"tapstack", "gvisor"}
+
+// kernelStacks are the columns of the kernel cases (kernel.go): tapstack
+// and gVisor on the link, gVisor with GSO, and the kernel itself over a
+// veth as the ceiling.
+var kernelStacks = []string{"tapstack", "gvisor", "gvisor-gso", "kernel"}
+
+// allStacks is every stack any case runs on.
+var allStacks = []string{"tapstack", "gvisor", "gvisor-gso", "kernel"}
 
 // newPair builds a pair on the named stack.
 func newPair(stack string, cfg pairConfig) (Pair, error) {

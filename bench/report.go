@@ -15,10 +15,11 @@ import (
 	"text/tabwriter"
 )
 
-// report gathers the children's results and renders the table.
+// report gathers the children's results and renders the tables: one per
+// group of cases that share columns (see tableOf).
 type report struct {
 	specs   []spec
-	stacks  []string
+	stacks  []string // the stacks selected (-stacks)
 	results []result
 	by      map[string]map[string][]result // case -> stack -> runs
 
@@ -87,24 +88,109 @@ type row struct {
 	Better string          `json:"better"`
 	Cells  map[string]cell `json:"stacks"`
 	Ratio  float64         `json:"ratio"` // tapstack median / gVisor median; NaN when either is missing
+	// Ratios are the table's ratio columns beyond Ratio, keyed
+	// "tapstack/kernel" and so on; NaN when either median is missing.
+	Ratios map[string]float64 `json:"ratios,omitempty"`
 }
 
-func (w row) ratioString() string {
-	if math.IsNaN(w.Ratio) || math.IsInf(w.Ratio, 0) {
+func ratioString(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f", w.Ratio)
+	return fmt.Sprintf("%.2f", v)
 }
 
-// rows computes the table: for each case, each metric any run reported.
+func (w row) ratioString() string { return ratioString(w.Ratio) }
+
+// table is a group of cases shown with the same columns: its stacks, then
+// ratios of their medians.
+type table struct {
+	stacks []string
+	ratios [][2]string // numerator and denominator stacks
+}
+
+var (
+	pairTable   = table{stacks: stacks, ratios: [][2]string{{"tapstack", "gvisor"}}}
+	kernelTable = table{stacks: kernelStacks,
+		ratios: [][2]string{{"tapstack", "gvisor"}, {"tapstack", "gvisor-gso"}, {"tapstack", "kernel"}}}
+)
+
+// tableOf is the table a case kind belongs to.
+func tableOf(kind string) *table {
+	if kind == "kernel" {
+		return &kernelTable
+	}
+	return &pairTable
+}
+
+// stacksFor is the stacks a case runs on: those of selected (in its
+// order) that its table has.
+func stacksFor(sp spec, selected []string) []string {
+	var out []string
+	for _, st := range selected {
+		if slices.Contains(tableOf(sp.Kind).stacks, st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// tables returns the report's tables that have cases, in the order their
+// first case was planned, each with its cases.
+func (r *report) tables() []*table {
+	var out []*table
+	for _, sp := range r.specs {
+		if t := tableOf(sp.Kind); !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// columns are a table's stack columns under the selection.
+func (r *report) columns(t *table) []string {
+	var out []string
+	for _, st := range t.stacks {
+		if slices.Contains(r.stacks, st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// ratioCols are a table's ratio columns whose stacks are both selected.
+func (r *report) ratioCols(t *table) [][2]string {
+	var out [][2]string
+	for _, q := range t.ratios {
+		if slices.Contains(r.stacks, q[0]) && slices.Contains(r.stacks, q[1]) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// rows computes every table's rows: for each case, each metric any run
+// reported.
 func (r *report) rows() []row {
 	var out []row
+	for _, t := range r.tables() {
+		out = append(out, r.tableRows(t)...)
+	}
+	return out
+}
+
+func (r *report) tableRows(t *table) []row {
+	var out []row
+	cols := r.columns(t)
 	for _, sp := range r.specs {
+		if tableOf(sp.Kind) != t {
+			continue
+		}
 		runs := r.by[sp.Name]
 		// Metric names and units in the order the workload reports them,
 		// from whichever stack produced them.
 		var metrics []metric
-		for _, st := range r.stacks {
+		for _, st := range cols {
 			for _, res := range runs[st] {
 				for _, m := range res.Metrics {
 					if !slices.ContainsFunc(metrics, func(x metric) bool { return x.Name == m.Name }) {
@@ -118,7 +204,7 @@ func (r *report) rows() []row {
 		}
 		for _, m := range metrics {
 			w := row{Case: sp.Name, Metric: m.Name, Unit: m.Unit, Better: m.Better, Cells: map[string]cell{}, Ratio: math.NaN()}
-			for _, st := range r.stacks {
+			for _, st := range cols {
 				var c cell
 				for _, res := range runs[st] {
 					switch {
@@ -140,9 +226,20 @@ func (r *report) rows() []row {
 				}
 				w.Cells[st] = c
 			}
-			t, g := w.Cells["tapstack"], w.Cells["gvisor"]
-			if len(t.Values) > 0 && len(g.Values) > 0 && g.Med != 0 {
-				w.Ratio = t.Med / g.Med
+			for i, q := range r.ratioCols(t) {
+				a, b := w.Cells[q[0]], w.Cells[q[1]]
+				v := math.NaN()
+				if len(a.Values) > 0 && len(b.Values) > 0 && b.Med != 0 {
+					v = a.Med / b.Med
+				}
+				if i == 0 && q == [2]string{"tapstack", "gvisor"} {
+					w.Ratio = v
+					continue
+				}
+				if w.Ratios == nil {
+					w.Ratios = map[string]float64{}
+				}
+				w.Ratios[q[0]+"/"+q[1]] = v
 			}
 			out = append(out, w)
 		}
@@ -180,32 +277,48 @@ func fmtValue(v float64) string {
 	return fmt.Sprintf("%.2g", v)
 }
 
-var stackTitle = map[string]string{"tapstack": "tapstack", "gvisor": "gVisor"}
+var stackTitle = map[string]string{"tapstack": "tapstack", "gvisor": "gVisor",
+	"gvisor-gso": "gVisor GSO", "kernel": "kernel"}
 
-func (r *report) header() []string {
+func (r *report) header(t *table) []string {
 	h := []string{"case", "metric", "unit", "better"}
-	for _, st := range r.stacks {
+	for _, st := range r.columns(t) {
 		h = append(h, stackTitle[st]+" min / median / max")
 	}
-	return append(h, "tapstack/gVisor")
+	for _, q := range r.ratioCols(t) {
+		h = append(h, stackTitle[q[0]]+"/"+stackTitle[q[1]])
+	}
+	return h
 }
 
-func (r *report) cells(w row) []string {
+func (r *report) cells(t *table, w row) []string {
 	out := []string{w.Case, w.Metric, w.Unit, w.Better}
-	for _, st := range r.stacks {
+	for _, st := range r.columns(t) {
 		out = append(out, w.Cells[st].String())
 	}
-	return append(out, w.ratioString())
+	for _, q := range r.ratioCols(t) {
+		if q == [2]string{"tapstack", "gvisor"} {
+			out = append(out, w.ratioString())
+		} else {
+			out = append(out, ratioString(w.Ratios[q[0]+"/"+q[1]]))
+		}
+	}
+	return out
 }
 
 func (r *report) writeText(out io.Writer) {
 	fmt.Fprintf(out, "%s; load average %s before, %s after\n", r.machine, r.load[0], r.load[1])
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(r.header(), "\t"))
-	for _, w := range r.rows() {
-		fmt.Fprintln(tw, strings.Join(r.cells(w), "\t"))
+	for i, t := range r.tables() {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(r.header(t), "\t"))
+		for _, w := range r.tableRows(t) {
+			fmt.Fprintln(tw, strings.Join(r.cells(t, w), "\t"))
+		}
+		tw.Flush()
 	}
-	tw.Flush()
 	r.writeNotes(out, "")
 }
 
@@ -213,20 +326,22 @@ func (r *report) writeMarkdown(out io.Writer) {
 	fmt.Fprintf(out, "Machine: %s  \n", r.machine)
 	fmt.Fprintf(out, "Command: `%s`  \n", r.command)
 	fmt.Fprintf(out, "Date: %s; load average %s before, %s after\n\n", r.date, r.load[0], r.load[1])
-	h := r.header()
-	fmt.Fprintf(out, "| %s |\n", strings.Join(h, " | "))
-	seps := make([]string, len(h))
-	for i := range seps {
-		seps[i] = "---"
-		if i >= 4 {
-			seps[i] = "---:"
+	for _, t := range r.tables() {
+		h := r.header(t)
+		fmt.Fprintf(out, "| %s |\n", strings.Join(h, " | "))
+		seps := make([]string, len(h))
+		for i := range seps {
+			seps[i] = "---"
+			if i >= 4 {
+				seps[i] = "---:"
+			}
 		}
+		fmt.Fprintf(out, "|%s|\n", strings.Join(seps, "|"))
+		for _, w := range r.tableRows(t) {
+			fmt.Fprintf(out, "| %s |\n", strings.Join(r.cells(t, w), " | "))
+		}
+		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "|%s|\n", strings.Join(seps, "|"))
-	for _, w := range r.rows() {
-		fmt.Fprintf(out, "| %s |\n", strings.Join(r.cells(w), " | "))
-	}
-	fmt.Fprintln(out)
 	r.writeNotes(out, "- ")
 }
 
@@ -255,6 +370,11 @@ func (r *report) jsonValue() any {
 	for i := range rows {
 		if math.IsNaN(rows[i].Ratio) {
 			rows[i].Ratio = 0
+		}
+		for k, v := range rows[i].Ratios {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				delete(rows[i].Ratios, k)
+			}
 		}
 	}
 	return map[string]any{

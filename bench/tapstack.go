@@ -100,17 +100,22 @@ func tapstackConnOptions(c *netstack.TCPConn, defaultBufs bool) error {
 
 func (p *tapstackPair) Wire() (ab, ba laneStats) { return p.ab.stats(), p.ba.stats() }
 
-func (p *tapstackPair) Counters() map[string]uint64 {
-	a, b := p.a.Stats().TCP, p.b.Stats().TCP
-	return map[string]uint64{
-		"segments_sent":    a.SegmentsSent + b.SegmentsSent,
-		"retransmits":      a.Retransmits + b.Retransmits,
-		"fast_retransmits": a.FastRetransmits + b.FastRetransmits,
-		"timeouts":         a.Timeouts + b.Timeouts,
-		"delayed_acks":     a.DelayedACKs + b.DelayedACKs,
-		"window_probes":    a.WindowProbes + b.WindowProbes,
-		"listen_overflows": a.ListenOverflows + b.ListenOverflows,
+func (p *tapstackPair) Counters() map[string]uint64 { return tapstackCounters(p.a, p.b) }
+
+// tapstackCounters sums a few TCP counters of stacks ss.
+func tapstackCounters(ss ...*netstack.Stack) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, s := range ss {
+		t := s.Stats().TCP
+		m["segments_sent"] += t.SegmentsSent
+		m["retransmits"] += t.Retransmits
+		m["fast_retransmits"] += t.FastRetransmits
+		m["timeouts"] += t.Timeouts
+		m["delayed_acks"] += t.DelayedACKs
+		m["window_probes"] += t.WindowProbes
+		m["listen_overflows"] += t.ListenOverflows
 	}
+	return m
 }
 
 func (p *tapstackPair) Close() error {

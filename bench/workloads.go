@@ -57,6 +57,8 @@ func runWorkload(sp spec, stackName string) (measure, error) {
 		return withPair(sp, stackName, pairConfig{MTU: sp.MTU}, runCRR)
 	case "idle":
 		return runIdle(sp, stackName)
+	case "kernel":
+		return runKernel(sp, stackName)
 	}
 	return measure{}, fmt.Errorf("unknown case kind %q", sp.Kind)
 }
