@@ -160,7 +160,13 @@ func main() {
 			}
 		}
 	}
-	fmt.Fprintf(os.Stderr, "%d runs of %d cases on %d stacks in %s\n", *runs, len(specs), len(stackSel), time.Since(began).Round(time.Second))
+	used := map[string]bool{}
+	for _, sp := range specs {
+		for _, st := range stacksFor(sp, stackSel) {
+			used[st] = true
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%d runs of %d cases on %d stacks in %s\n", *runs, len(specs), len(used), time.Since(began).Round(time.Second))
 	if slices.Contains(sel, "kernel") {
 		cleanupKernelNS()
 	}
