@@ -98,39 +98,6 @@ func (d *Tun) rxVnet(b []byte) bool {
 	return takeVnet(b, d.rmeta, d.rn)
 }
 
-// takeVnet parses the header at the start of b (header and frame) and
-// stores it in meta[i], or, for a reader without meta, completes the
-// frame's partial checksum.
-func takeVnet(b []byte, meta []VnetHdr, i int) bool {
-	if len(b) < VnetHdrLen {
-		return false
-	}
-	frame := b[VnetHdrLen:]
-	h, err := ParseVnetHdr(b, frame)
-	if err != nil {
-		return false
-	}
-	if meta != nil {
-		meta[i] = h
-		return true
-	}
-	return h.CompleteChecksum(frame) == nil
-}
-
-// encodeVnet writes meta[i] in front of frame i.
-func encodeVnet(bufs [][]byte, meta []VnetHdr, offset int) {
-	for i, b := range bufs {
-		meta[i].Encode(b[offset-VnetHdrLen : offset])
-	}
-}
-
-// clearVnet writes a zero header (a complete frame) in front of each frame.
-func clearVnet(bufs [][]byte, offset int) {
-	for _, b := range bufs {
-		clear(b[offset-VnetHdrLen : offset])
-	}
-}
-
 // Offloads is OffloadAll when the socket was opened with offloads, zero
 // otherwise: what a packet socket receives is up to the interface and its
 // peer, and it accepts every kind of metadata to send.
