@@ -106,7 +106,12 @@ func tcpFrame(t testing.TB, l2, v6 bool, payload int) []byte {
 	for i := range p {
 		p[i] = byte(i*7 + i>>8)
 	}
-	return serialize(t, append(ls, tcp, gopacket.Payload(p))...)
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(buf, opts, append(ls, tcp, gopacket.Payload(p))...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // partialOf turns a complete frame into what the kernel hands over with

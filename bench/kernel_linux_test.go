@@ -1,0 +1,42 @@
+package main
+
+import (
+	"math"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestKernelCases runs every kernel case small on every stack: it needs
+// root (namespaces tsbnk and tsbns, 10.91.0.0/24).
+func TestKernelCases(t *testing.T) {
+	if why := kernelCasesBlocked(); why != "" {
+		if os.Getenv("TAPSTACK_REQUIRE_ROOT") == "1" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	if testing.Short() {
+		t.Skip("sets up namespaces for 24 runs")
+	}
+	for _, sp := range plan([]string{"kernel"}, sizes{kernDownload: 4 << 20, kernUpload: 4 << 20, kernEcho: 1 << 20}) {
+		for _, st := range kernelStacks {
+			t.Run(sp.Name+"/"+st, func(t *testing.T) {
+				start := time.Now()
+				m, err := runWorkload(sp, st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(m.metrics) != 1 || m.metrics[0].Unit != "MB/s" || !(m.metrics[0].Value > 0) || math.IsInf(m.metrics[0].Value, 0) {
+					t.Fatalf("metrics %+v", m.metrics)
+				}
+				t.Logf("%.0f MB/s (%v with set-up)", m.metrics[0].Value, time.Since(start).Round(time.Millisecond))
+			})
+		}
+	}
+	for _, ns := range []string{kernNS, farNS} {
+		if _, err := os.Stat("/run/netns/" + ns); err == nil {
+			t.Errorf("namespace %s left behind", ns)
+		}
+	}
+}
