@@ -24,8 +24,7 @@ import (
 // As with Go's own connections, Nagle's algorithm is off by default
 // (SetNoDelay(true)).
 type TCPConn struct {
-	s   *Stack
-	key tcpKey
+	s *Stack
 
 	// Guarded by s.mu.
 	c                 *tcp.Conn
@@ -40,8 +39,16 @@ type TCPConn struct {
 	readDeadline, writeDeadline deadlineTimer
 }
 
-func newTCPConn(s *Stack, c *tcp.Conn, key tcpKey) *TCPConn {
-	tc := &TCPConn{s: s, c: c, key: key}
+// key is the connection's 4-tuple, from its TCB: the endpoint never
+// changes, so reading it needs no lock, and idle connections do not carry
+// a second copy.
+func (tc *TCPConn) key() tcpKey {
+	ep := tc.c.Endpoint()
+	return tcpKey{local: ep.Local, remote: ep.Remote}
+}
+
+func newTCPConn(s *Stack, c *tcp.Conn) *TCPConn {
+	tc := &TCPConn{s: s, c: c}
 	tc.dl = deadline{index: -1, fire: tc.onTimerLocked}
 	c.NoDelay = true
 	return tc
@@ -74,8 +81,8 @@ func (tc *TCPConn) afterLocked(now mono.Time) tcp.Events {
 		tc.writers.wakeLocked()
 	}
 	if st == tcp.Closed {
-		if s.tcp.conns[tc.key] == tc {
-			delete(s.tcp.conns, tc.key)
+		if key := tc.key(); s.tcp.conns[key] == tc {
+			delete(s.tcp.conns, key)
 		}
 		s.timers.stop(&tc.dl)
 	}
@@ -170,7 +177,7 @@ func (s *Stack) startDial(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	}
 	now := s.clock()
 	c := tcp.NewConn(&s.tcp.cfg, tcp.Endpoint{Local: key.local, Remote: raddr, MSS: s.mssForLocked(src, raddr.Addr())})
-	tc := newTCPConn(s, c, key)
+	tc := newTCPConn(s, c)
 	s.tcp.conns[key] = tc
 	err = c.Connect(now)
 	tc.afterLocked(now)
@@ -443,16 +450,16 @@ func (tc *TCPConn) State() tcp.State {
 }
 
 // LocalAddr implements net.Conn.
-func (tc *TCPConn) LocalAddr() net.Addr { return tcpAddr(tc.key.local) }
+func (tc *TCPConn) LocalAddr() net.Addr { return tcpAddr(tc.c.Endpoint().Local) }
 
 // RemoteAddr implements net.Conn.
-func (tc *TCPConn) RemoteAddr() net.Addr { return tcpAddr(tc.key.remote) }
+func (tc *TCPConn) RemoteAddr() net.Addr { return tcpAddr(tc.c.Endpoint().Remote) }
 
 // LocalAddrPort returns the local address and port.
-func (tc *TCPConn) LocalAddrPort() netip.AddrPort { return tc.key.local }
+func (tc *TCPConn) LocalAddrPort() netip.AddrPort { return tc.c.Endpoint().Local }
 
 // RemoteAddrPort returns the peer's address and port.
-func (tc *TCPConn) RemoteAddrPort() netip.AddrPort { return tc.key.remote }
+func (tc *TCPConn) RemoteAddrPort() netip.AddrPort { return tc.c.Endpoint().Remote }
 
 // SetDeadline implements net.Conn.
 func (tc *TCPConn) SetDeadline(t time.Time) error {
@@ -468,7 +475,7 @@ func (tc *TCPConn) SetReadDeadline(t time.Time) error { tc.readDeadline.set(t); 
 func (tc *TCPConn) SetWriteDeadline(t time.Time) error { tc.writeDeadline.set(t); return nil }
 
 func (tc *TCPConn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: tcpAddr(tc.key.local), Addr: tcpAddr(tc.key.remote), Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Source: tcpAddr(tc.c.Endpoint().Local), Addr: tcpAddr(tc.c.Endpoint().Remote), Err: err}
 }
 
 func tcpAddr(a netip.AddrPort) net.Addr {

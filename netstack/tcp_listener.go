@@ -127,7 +127,7 @@ func (ln *TCPListener) inputLocked(now mono.Time, key tcpKey, seg *tcp.Segment, 
 		return
 	}
 	t.scratch = new(tcp.Conn)
-	tc := newTCPConn(s, c, key)
+	tc := newTCPConn(s, c)
 	tc.ln = ln
 	if c.State() == tcp.SynReceived {
 		tc.inSynQ = true

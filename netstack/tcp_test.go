@@ -50,7 +50,7 @@ func TestTCPConnectEchoClose(t *testing.T) {
 	}
 	n.runUntilCond(func() bool { return false }, time.Second, a, b)
 	a.mu.Lock()
-	tw := a.tcp.conns[c.key]
+	tw := a.tcp.conns[c.key()]
 	a.mu.Unlock()
 	if tw == nil || tw.c.State() != tcp.TimeWait {
 		t.Fatalf("client side not in TIME-WAIT")
