@@ -245,7 +245,8 @@ type Conn struct {
 	rttTiming         bool
 	rttSeq            seq.Value
 	rttStart          mono.Time
-	backoff           int // consecutive timeouts
+	backoff           int    // consecutive timeouts
+	rtoTS             uint32 // our timestamp clock at the last timeout
 	counts            connCounts
 
 	cc           CongestionControl

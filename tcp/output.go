@@ -467,6 +467,7 @@ func (c *Conn) retransmit(in *Input) {
 	c.rttTiming = false
 	c.rto = min(2*c.rto, c.cfg.RTOMax)
 	c.rtoAt = mono.Never
+	c.rtoTS = c.tsVal(in.at)
 	if c.sackOK {
 		c.enterLossRecovery()
 	} else {
@@ -554,6 +555,13 @@ func (c *Conn) rttSampleAt(now mono.Time, ack seq.Value) bool {
 func (c *Conn) rttSampleTS(now mono.Time, s *Segment) {
 	if !c.tsOK || s == nil || !s.Options.HasTimestamps || s.Options.TSEcr == 0 ||
 		c.srtt != 0 && c.rto == c.rtoEstimate() {
+		return
+	}
+	if c.tsOK && int32(s.Options.TSEcr-c.rtoTS) < 0 {
+		// An echo from before the last timeout: the peer had the data
+		// and its ACK was lost, and its duplicate ACK repeats an old
+		// TS.Recent (RFC 7323 §4.3 updates it only in sequence). Such
+		// a sample measures the outage, not the path.
 		return
 	}
 	ms := int32(c.tsVal(now) - s.Options.TSEcr)

@@ -238,6 +238,24 @@ func TestTimestampSampleAfterTimeout(t *testing.T) {
 	}
 }
 
+// After an outage the peer's duplicate ACK may echo a timestamp from before
+// it (the ACK of the original was lost): that is no RTT sample.
+func TestTimestampSampleIgnoresOldEcho(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.NoTimestamps = false })
+	opts := synOpts
+	opts.HasTimestamps, opts.TSVal = true, 7
+	h.open(opts)
+	h.Write("x")
+	orig := h.Took()[0].Opts.TSVal
+	h.Advance(10 * time.Second) // an outage: the timer backs off
+	h.Took()
+	rto := h.c.RTO()
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 102, Wnd: hWnd, Opts: Options{HasTimestamps: true, TSVal: 8, TSEcr: orig}})
+	if h.c.SRTT() > time.Second || h.c.RTO() != rto {
+		t.Fatalf("SRTT %v, RTO %v (was %v): a sample from the old echo", h.c.SRTT(), h.c.RTO(), rto)
+	}
+}
+
 // RFC 2018 §4: the first block reports the latest arrival, even with more
 // holes than an ACK has room for; the others repeat the latest reported.
 func TestSACKBlocksLatestFirst(t *testing.T) {
