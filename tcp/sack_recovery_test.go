@@ -160,6 +160,15 @@ func TestSACKTimeoutResendsHolesOnly(t *testing.T) {
 	}
 }
 
+// establishedTS is the established fixture with timestamps on both sides.
+func establishedTS(t *testing.T) *harness {
+	h := newHarness(t, func(c *Config) { c.NoTimestamps = false })
+	opts := synOpts
+	opts.HasTimestamps, opts.TSVal = true, 7
+	h.open(opts)
+	return h
+}
+
 // RFC 2883 §5: when the peer reports every retransmission of a recovery
 // as a duplicate, the recovery was needless (reordering, not loss) and the
 // window is put back.
@@ -191,10 +200,7 @@ func TestDSACKUndo(t *testing.T) {
 // The same needless recovery found by timestamps (RFC 3522): the ACK that
 // ends it echoes the original's timestamp, older than the retransmission's.
 func TestEifelUndo(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.NoTimestamps = false })
-	opts := synOpts
-	opts.HasTimestamps, opts.TSVal = true, 7
-	h.open(opts)
+	h := establishedTS(t)
 	h.Write(string(payload(10 * 1460)))
 	first := h.Took()[0].Opts.TSVal
 	before := h.c.cwnd
@@ -219,10 +225,7 @@ func TestEifelUndo(t *testing.T) {
 // With timestamps, the first ACK of new data after a timeout gives an RTT
 // sample, so the doubled RTO does not outlive the loss (RFC 7323 §4.1).
 func TestTimestampSampleAfterTimeout(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.NoTimestamps = false })
-	opts := synOpts
-	opts.HasTimestamps, opts.TSVal = true, 7
-	h.open(opts)
+	h := establishedTS(t)
 	rto := h.c.RTO()
 	h.Write("x")
 	h.Took()
@@ -241,10 +244,7 @@ func TestTimestampSampleAfterTimeout(t *testing.T) {
 // After an outage the peer's duplicate ACK may echo a timestamp from before
 // it (the ACK of the original was lost): that is no RTT sample.
 func TestTimestampSampleIgnoresOldEcho(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.NoTimestamps = false })
-	opts := synOpts
-	opts.HasTimestamps, opts.TSVal = true, 7
-	h.open(opts)
+	h := establishedTS(t)
 	h.Write("x")
 	orig := h.Took()[0].Opts.TSVal
 	h.Advance(10 * time.Second) // an outage: the timer backs off
