@@ -218,7 +218,7 @@ func runKernel(sp spec, stackName string) (measure, error) {
 	switch {
 	case stackName == "kernel":
 		knet = kernelNet{farAddr: true}
-	case sp.Link == "raw" && stackName != "gvisor-gso":
+	case sp.Link == "raw" && stackName != "gvisor-gso" && stackName != "tapstack-gso":
 		// tapstack's raw backend and gVisor without GSO take no partial
 		// checksums: the kernel completes them, as internal/testnet does.
 		knet.kernTxOff = true
@@ -238,8 +238,8 @@ func runKernel(sp spec, stackName string) (measure, error) {
 	var st kernelStack
 	var err error
 	switch stackName {
-	case "tapstack":
-		st, err = newTapstackKernel(sp.Link)
+	case "tapstack", "tapstack-gso":
+		st, err = newTapstackKernel(sp.Link, stackName == "tapstack-gso")
 	case "gvisor", "gvisor-gso":
 		st, err = newGvisorKernel(sp.Link, stackName == "gvisor-gso")
 	case "kernel":
@@ -313,17 +313,21 @@ func curlDownload(n int64) (float64, error) {
 // veth's far end.
 type tapstackKernel struct{ s *netstack.Stack }
 
-func newTapstackKernel(link string) (kernelStack, error) {
+func newTapstackKernel(link string, gso bool) (kernelStack, error) {
 	var dev device.Device
 	var err error
+	var off device.Offloads
+	if gso {
+		off = device.OffloadAll
+	}
 	if link == "tap" {
 		err = nsDo(kernNS, func() (err error) {
-			dev, err = device.OpenTAP(tapName, device.Config{NoCreate: true})
+			dev, err = device.OpenTAP(tapName, device.Config{NoCreate: true, Offloads: off})
 			return err
 		})
 	} else {
 		err = nsDo(farNS, func() (err error) {
-			dev, err = device.OpenRaw(vethS, device.Config{})
+			dev, err = device.OpenRaw(vethS, device.Config{Offloads: off})
 			return err
 		})
 	}

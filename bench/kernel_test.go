@@ -102,7 +102,7 @@ func TestReportKernelTable(t *testing.T) {
 	met := func(v float64) []metric {
 		return []metric{{Name: "throughput", Unit: "MB/s", Better: higher, Value: v}}
 	}
-	for st, v := range map[string]float64{"tapstack": 300, "gvisor": 100, "gvisor-gso": 600, "kernel": 1200} {
+	for st, v := range map[string]float64{"tapstack": 300, "tapstack-gso": 900, "gvisor": 100, "gvisor-gso": 600, "kernel": 1200} {
 		r.add(result{Case: kern.Name, Stack: st, Run: 1, Metrics: met(v)})
 	}
 	r.add(result{Case: pair.Name, Stack: "tapstack", Run: 1, Metrics: met(2)})
@@ -110,12 +110,12 @@ func TestReportKernelTable(t *testing.T) {
 	if got := stacksFor(pair, []string{"kernel", "gvisor", "tapstack"}); strings.Join(got, ",") != "gvisor,tapstack" {
 		t.Errorf("stacksFor(pair) = %v", got)
 	}
-	if got := stacksFor(kern, reversed(allStacks)); strings.Join(got, ",") != "kernel,gvisor-gso,gvisor,tapstack" {
+	if got := stacksFor(kern, reversed(allStacks)); strings.Join(got, ",") != "kernel,gvisor-gso,gvisor,tapstack-gso,tapstack" {
 		t.Errorf("stacksFor(kernel) = %v", got)
 	}
 	rows := r.rows()
 	if len(rows) != 2 || rows[0].Ratio != 2 || rows[1].Ratio != 3 ||
-		rows[1].Ratios["tapstack/gvisor-gso"] != 0.5 || rows[1].Ratios["tapstack/kernel"] != 0.25 {
+		rows[1].Ratios["tapstack-gso/gvisor-gso"] != 1.5 || rows[1].Ratios["tapstack-gso/kernel"] != 0.75 {
 		t.Fatalf("rows %+v", rows)
 	}
 	var md strings.Builder
@@ -123,15 +123,15 @@ func TestReportKernelTable(t *testing.T) {
 	for _, want := range []string{
 		"| case | metric | unit | better | tapstack min / median / max | gVisor min / median / max | tapstack/gVisor |",
 		"| bulk | throughput | MB/s | higher | 2.00 | 1.00 | 2.00 |",
-		"| case | metric | unit | better | tapstack min / median / max | gVisor min / median / max | gVisor GSO min / median / max | kernel min / median / max | tapstack/gVisor | tapstack/gVisor GSO | tapstack/kernel |",
-		"| tap download 1GiB | throughput | MB/s | higher | 300 | 100 | 600 | 1200 | 3.00 | 0.50 | 0.25 |",
+		"| case | metric | unit | better | tapstack min / median / max | tapstack GSO min / median / max | gVisor min / median / max | gVisor GSO min / median / max | kernel min / median / max | tapstack/gVisor | tapstack GSO/gVisor GSO | tapstack GSO/kernel |",
+		"| tap download 1GiB | throughput | MB/s | higher | 300 | 900 | 100 | 600 | 1200 | 3.00 | 1.50 | 0.75 |",
 	} {
 		if !strings.Contains(md.String(), want+"\n") {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
 	}
 	// A selection without the kernel drops its column and ratio.
-	r.stacks = []string{"tapstack", "gvisor", "gvisor-gso"}
+	r.stacks = []string{"tapstack", "tapstack-gso", "gvisor", "gvisor-gso"}
 	md.Reset()
 	r.writeMarkdown(&md)
 	if strings.Contains(md.String(), "kernel") {

@@ -77,12 +77,12 @@ func (e *unavailableError) Is(target error) bool {
 var stacks = []string{"tapstack", "gvisor"}
 
 // kernelStacks are the columns of the kernel cases (kernel.go): tapstack
-// and gVisor on the link, gVisor with GSO, and the kernel itself over a
-// veth as the ceiling.
-var kernelStacks = []string{"tapstack", "gvisor", "gvisor-gso", "kernel"}
+// and gVisor on the link, each also with virtio-net offloads (GSO), and
+// the kernel itself over a veth as the ceiling.
+var kernelStacks = []string{"tapstack", "tapstack-gso", "gvisor", "gvisor-gso", "kernel"}
 
 // allStacks is every stack any case runs on.
-var allStacks = []string{"tapstack", "gvisor", "gvisor-gso", "kernel"}
+var allStacks = []string{"tapstack", "tapstack-gso", "gvisor", "gvisor-gso", "kernel"}
 
 // newPair builds a pair on the named stack.
 func newPair(stack string, cfg pairConfig) (Pair, error) {

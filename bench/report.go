@@ -112,7 +112,7 @@ type table struct {
 var (
 	pairTable   = table{stacks: stacks, ratios: [][2]string{{"tapstack", "gvisor"}}}
 	kernelTable = table{stacks: kernelStacks,
-		ratios: [][2]string{{"tapstack", "gvisor"}, {"tapstack", "gvisor-gso"}, {"tapstack", "kernel"}}}
+		ratios: [][2]string{{"tapstack", "gvisor"}, {"tapstack-gso", "gvisor-gso"}, {"tapstack-gso", "kernel"}}}
 )
 
 // tableOf is the table a case kind belongs to.
@@ -277,7 +277,7 @@ func fmtValue(v float64) string {
 	return fmt.Sprintf("%.2g", v)
 }
 
-var stackTitle = map[string]string{"tapstack": "tapstack", "gvisor": "gVisor",
+var stackTitle = map[string]string{"tapstack": "tapstack", "tapstack-gso": "tapstack GSO", "gvisor": "gVisor",
 	"gvisor-gso": "gVisor GSO", "kernel": "kernel"}
 
 func (r *report) header(t *table) []string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapstack/tapstack/device"
@@ -18,7 +19,8 @@ type driver struct {
 	s    *Stack
 	kick chan struct{} // an earlier deadline was armed
 	done chan struct{}
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // the timer goroutine and the device readers
+	txwg sync.WaitGroup // the device writers, which stop first
 
 	// Guarded by s.mu.
 	armed mono.Time // the deadline the timer goroutine sleeps toward
@@ -27,6 +29,7 @@ type driver struct {
 
 func startDriver(s *Stack) *driver {
 	d := &driver{s: s, kick: make(chan struct{}, 1), done: make(chan struct{}), armed: mono.Never}
+	s.mu.gated = true
 	d.wg.Add(1)
 	go d.timerLoop()
 	return d
@@ -37,7 +40,7 @@ func (d *driver) timerLoop() {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	for {
-		d.s.mu.Lock()
+		d.s.mu.lockDriver()
 		next := d.s.timers.next()
 		d.armed = next
 		d.s.mu.Unlock()
@@ -70,9 +73,12 @@ func (d *driver) rearmLocked(next mono.Time) {
 	}
 }
 
-// stop ends every driver goroutine and closes the attached devices.
+// stop ends every driver goroutine and closes the attached devices. The
+// writers first send what steps queued before the stack closed, so output
+// such as a FIN queued by a Close just before is not lost.
 func (d *driver) stop() error {
 	close(d.done)
+	d.txwg.Wait()
 	d.s.mu.Lock()
 	devs := d.devs
 	d.s.mu.Unlock()
@@ -84,26 +90,56 @@ func (d *driver) stop() error {
 	return errors.Join(errs...)
 }
 
-// deviceLink writes a NIC's output to its device.
+// deviceLink writes a NIC's output to its device under the loop lock. It
+// carries the frames a NIC sends while AttachDevice sets it up (the
+// gratuitous ARP); after that the NIC's txQueue does.
 type deviceLink struct {
 	dev device.Device
 	s   *Stack
 }
 
 func (l *deviceLink) Transmit(frames [][]byte, offset int) {
+	l.s.stats.Link.TxErrors += writeAll(l.dev, frames, offset)
+}
+
+// writeAll writes frames to dev and returns how many it failed to take.
+func writeAll(dev device.Device, frames [][]byte, offset int) uint64 {
 	for len(frames) > 0 {
-		n, err := l.dev.WriteBatch(frames, offset)
+		n, err := dev.WriteBatch(frames, offset)
 		if err != nil {
-			l.s.stats.Link.TxErrors += uint64(len(frames) - n)
-			return
+			return uint64(len(frames) - n)
 		}
 		frames = frames[n:]
 	}
+	return 0
+}
+
+// writeAllOffload is writeAll for a device with offloads: each frame's
+// virtio-net header was left in its headroom by the layer that built it
+// (zero for a plain frame).
+func writeAllOffload(dev device.Offloader, frames [][]byte, meta *[]device.VnetHdr) uint64 {
+	m := (*meta)[:0]
+	for _, f := range frames {
+		h, _ := device.DecodeVnetHdr(f[frameOffset-device.VnetHdrLen : frameOffset])
+		m = append(m, h)
+	}
+	*meta = m
+	for len(frames) > 0 {
+		n, err := dev.WriteBatchOffload(frames, m, frameOffset)
+		if err != nil {
+			return uint64(len(frames) - n)
+		}
+		frames, m = frames[n:], m[n:]
+	}
+	return 0
 }
 
 // AttachDevice adds an interface backed by dev and starts reading from it.
 // A zero MTU or nil LinkAddr in cfg is taken from the device. The device is
 // closed by Stack.Close.
+//
+// The NIC's output is written outside the loop lock (see txQueue), in the
+// order the steps that made it ran.
 func (s *Stack) AttachDevice(dev device.Device, cfg NICConfig) (*NIC, error) {
 	if s.drv == nil {
 		return nil, errors.New("netstack: AttachDevice needs the real-time driver; a stack on a simulated clock uses AddNIC")
@@ -123,11 +159,357 @@ func (s *Stack) AttachDevice(dev device.Device, cfg NICConfig) (*NIC, error) {
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
+	nic.tx = newTxQueue(dev)
+	nic.offloads = device.OffloadsOf(dev)
+	s.mu.addQueue(nic.tx)
 	s.drv.devs = append(s.drv.devs, dev)
 	s.drv.wg.Add(1)
+	s.drv.txwg.Add(1)
 	s.mu.Unlock()
+	go nic.tx.run(s.drv.done, &s.drv.txwg)
 	go s.drv.readLoop(dev, nic)
 	return nic, nil
+}
+
+// loopLock is the loop lock, Stack.mu. A step that queues output on a
+// device whose queue nobody is writing claims the queue, and Unlock, once
+// the lock is released, writes it: no device write happens under the lock,
+// yet a step's frames leave before those of any step that ran after it.
+// On a simulated clock nothing is ever queued and the lock is a mutex.
+type loopLock struct {
+	sync.Mutex
+	// gate queues the application's calls on a real-time stack, so that at
+	// most one of them at a time contends for the mutex with the driver's
+	// goroutines (a thousand goroutines writing to sockets must not queue
+	// ahead of the device reader, whose frames the kernel drops when it
+	// falls behind), and so that the one at the gate can wait for room in
+	// the devices' queues before it makes more output.
+	gate     sync.Mutex
+	gated    bool                       // set before the stack is shared
+	queues   atomic.Pointer[[]*txQueue] // the devices' queues, copied on write
+	claimed  [2]*txQueue                // queues the step writes after unlocking
+	nclaimed int
+}
+
+// Lock takes the lock for an application's call. On a real-time stack it
+// first waits, at the gate, until every device queue is below txQueueMax.
+func (l *loopLock) Lock() {
+	if !l.gated {
+		l.Mutex.Lock()
+		return
+	}
+	l.gate.Lock()
+	if qs := l.queues.Load(); qs != nil {
+		for _, q := range *qs {
+			if q.over.Load() {
+				q.waitRoom()
+			}
+		}
+	}
+	l.Mutex.Lock()
+	l.gate.Unlock()
+}
+
+// lockDriver takes the lock for a driver goroutine's step, ahead of
+// application calls waiting at the gate.
+func (l *loopLock) lockDriver() { l.Mutex.Lock() }
+
+// Unlock releases the lock, then writes what the step claimed.
+func (l *loopLock) Unlock() {
+	if l.nclaimed == 0 {
+		l.Mutex.Unlock()
+		return
+	}
+	claimed, n := l.claimed, l.nclaimed
+	l.claimed, l.nclaimed = [2]*txQueue{}, 0
+	l.Mutex.Unlock()
+	for _, q := range claimed[:n] {
+		q.drain()
+	}
+}
+
+// addQueue makes Lock wait for room in q too. The loop lock is held.
+func (l *loopLock) addQueue(q *txQueue) {
+	var qs []*txQueue
+	if old := l.queues.Load(); old != nil {
+		qs = append(qs, *old...)
+	}
+	qs = append(qs, q)
+	l.queues.Store(&qs)
+}
+
+// holds reports whether the running step claimed q.
+func (l *loopLock) holds(q *txQueue) bool {
+	for _, c := range l.claimed[:l.nclaimed] {
+		if c == q {
+			return true
+		}
+	}
+	return false
+}
+
+// txQueue carries one NIC's output from the steps that build it, under the
+// loop lock, to the device, outside it. It is a FIFO with one writer at a
+// time, so frames leave in the order steps queued them. The writer is the
+// step that found the queue idle, after it unlocks; when more than its own
+// output has piled up meanwhile it hands the rest to the NIC's writer
+// goroutine, which writes until the queue is empty. So a lone step writes
+// its own frames with no goroutine switch, and under load one goroutine
+// writes while the others, the device reader first, go on with their steps.
+//
+// The queue is bounded, as a qdisc is: an application's call that finds
+// more than txQueueMax bytes queued waits at the loop lock's gate, before
+// it makes more output, until the writer has taken the queue below that;
+// so a stack that makes output faster than its device takes it slows to
+// the device's pace, and a frame waits in the queue some milliseconds at
+// most, far less than a retransmission timeout. The driver's goroutines do
+// not wait, so that the ACKs that free the queue keep coming in and timers
+// keep firing; only at txQueueHard, which their output alone would have to
+// reach, do their steps wait, holding the loop lock.
+type txQueue struct {
+	dev  device.Device
+	wake chan struct{} // hands the queue to the writer goroutine
+
+	mu      sync.Mutex
+	cond    sync.Cond // frames were taken out, or state changed
+	ring    []*[]byte // queued frames, the oldest at head; len is a power of 2
+	head    int
+	n       int
+	bytes   int    // frame bytes queued
+	errors  uint64 // frames the device failed to take, not yet in Stats
+	state   txState
+	budget  int         // frames the claiming step writes before handing over
+	waiters int         // goroutines waiting for room
+	closed  bool        // the writer goroutine has returned: frames are dropped
+	over    atomic.Bool // bytes >= txQueueMax; read without mu by Lock
+
+	// The current writer's.
+	batch  []*[]byte
+	views  [][]byte
+	meta   []device.VnetHdr
+	failed uint64
+}
+
+type txState uint8
+
+const (
+	txIdle    txState = iota // nothing queued, nobody writing
+	txClaimed                // a step writes once it has unlocked
+	txWriter                 // the writer goroutine writes
+)
+
+const (
+	// txQueueMax is the frame bytes a NIC's queue holds before steps wait
+	// for the writer: about 1400 full-size frames, some milliseconds of a
+	// TAP device's pace.
+	txQueueMax = 2 << 20
+	// txQueueHard bounds the queue's memory whatever the number of
+	// goroutines.
+	txQueueHard = 16 * txQueueMax
+	// txChunk is the most frames the writer takes at a time, so that room
+	// frees in small steps and a waiting step waits little.
+	txChunk = 64
+)
+
+func newTxQueue(dev device.Device) *txQueue {
+	q := &txQueue{dev: dev, wake: make(chan struct{}, 1), ring: make([]*[]byte, 256),
+		batch: make([]*[]byte, 0, txChunk), views: make([][]byte, 0, txChunk)}
+	q.cond.L = &q.mu
+	return q
+}
+
+// pushLocked queues frames, taking ownership of their buffers, and returns
+// the device errors counted since the last push, for Stats. l is the loop
+// lock, held.
+func (q *txQueue) pushLocked(frames []*[]byte, l *loopLock) (errs uint64) {
+	q.mu.Lock()
+	// The writer, unless it is this very step, makes progress without the
+	// loop lock.
+	if q.bytes >= txQueueHard && q.state != txIdle && !q.closed && !l.holds(q) {
+		q.waiters++
+		for q.bytes >= txQueueHard && q.state != txIdle && !q.closed {
+			q.cond.Wait()
+		}
+		q.waiters--
+	}
+	if q.closed {
+		q.mu.Unlock()
+		for _, b := range frames {
+			putBuf(b)
+		}
+		return 0
+	}
+	if q.n+len(frames) > len(q.ring) {
+		q.growLocked(q.n + len(frames))
+	}
+	mask := len(q.ring) - 1
+	for _, b := range frames {
+		q.ring[(q.head+q.n)&mask] = b
+		q.n++
+		q.bytes += len(*b) - frameOffset
+	}
+	errs, q.errors = q.errors, 0
+	if q.bytes >= txQueueMax {
+		q.over.Store(true)
+	}
+	wake := false
+	if q.state == txIdle {
+		if l.nclaimed < len(l.claimed) {
+			q.state = txClaimed
+			q.budget = max(len(frames), txChunk)
+			l.claimed[l.nclaimed] = q
+			l.nclaimed++
+		} else {
+			q.state = txWriter
+			wake = true
+		}
+	}
+	q.mu.Unlock()
+	if wake {
+		q.handOver()
+	}
+	return errs
+}
+
+// waitRoom waits until the queue is below txQueueMax or idle.
+func (q *txQueue) waitRoom() {
+	q.mu.Lock()
+	q.waiters++
+	for q.bytes >= txQueueMax && q.state != txIdle && !q.closed {
+		q.cond.Wait()
+	}
+	q.waiters--
+	q.mu.Unlock()
+}
+
+// handOver wakes the writer goroutine, which owns the queue now. One hand
+// over is outstanding at a time, so the token always fits.
+func (q *txQueue) handOver() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// growLocked makes room for at least n frames.
+func (q *txQueue) growLocked(n int) {
+	size := len(q.ring)
+	for size < n {
+		size *= 2
+	}
+	r := make([]*[]byte, size)
+	mask := len(q.ring) - 1
+	for i := 0; i < q.n; i++ {
+		r[i] = q.ring[(q.head+i)&mask]
+	}
+	q.ring, q.head = r, 0
+}
+
+// drain is the claiming step's write, after it unlocked: its own frames,
+// and what others queued meanwhile up to its budget; the writer goroutine
+// gets the rest.
+func (q *txQueue) drain() {
+	written := 0
+	for q.take() {
+		written += len(q.batch)
+		q.write()
+		if written >= q.budget {
+			q.mu.Lock()
+			if q.n == 0 {
+				q.state = txIdle
+				q.cond.Broadcast()
+				q.mu.Unlock()
+				return
+			}
+			q.state = txWriter
+			q.cond.Broadcast()
+			q.mu.Unlock()
+			q.handOver()
+			return
+		}
+	}
+}
+
+// run is the writer goroutine: it writes what it is handed until done is
+// closed, then what is left.
+func (q *txQueue) run(done <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case <-q.wake:
+			for q.take() {
+				q.write()
+			}
+		case <-done:
+			q.mu.Lock()
+			for q.state == txClaimed {
+				q.cond.Wait()
+			}
+			q.state = txWriter
+			q.mu.Unlock()
+			for q.take() {
+				q.write()
+			}
+			q.mu.Lock()
+			q.closed = true
+			q.cond.Broadcast()
+			q.mu.Unlock()
+			return
+		}
+	}
+}
+
+// take moves up to txChunk of the oldest frames into the writer's batch.
+// With none left it makes the queue idle and returns false.
+func (q *txQueue) take() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.errors += q.failed
+	q.failed = 0
+	k := min(q.n, txChunk)
+	if k == 0 {
+		q.state = txIdle
+		q.over.Store(false)
+		q.cond.Broadcast()
+		return false
+	}
+	before := q.bytes
+	mask := len(q.ring) - 1
+	for range k {
+		b := q.ring[q.head]
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) & mask
+		q.batch = append(q.batch, b)
+		q.bytes -= len(*b) - frameOffset
+	}
+	q.n -= k
+	if q.bytes < txQueueMax {
+		q.over.Store(false)
+	}
+	if q.waiters > 0 && (q.bytes < txQueueMax || before >= txQueueHard) {
+		q.cond.Broadcast()
+	}
+	return true
+}
+
+// write writes the batch and returns its buffers to the pool.
+func (q *txQueue) write() {
+	views := q.views[:0]
+	for _, b := range q.batch {
+		views = append(views, *b)
+	}
+	if od, ok := q.dev.(device.Offloader); ok && od.Offloads() != 0 {
+		q.failed += writeAllOffload(od, views, &q.meta)
+	} else {
+		q.failed += writeAll(q.dev, views, frameOffset)
+	}
+	for i, b := range q.batch {
+		putBuf(b)
+		q.batch[i] = nil
+		views[i] = nil
+	}
+	q.batch = q.batch[:0]
+	q.views = views[:0]
 }
 
 // readLoop feeds frames from dev into the core until the device closes.
@@ -135,6 +517,11 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 	defer d.wg.Done()
 	batch := max(dev.BatchSize(), 1)
 	size := frameOffset + ethHeaderRoom + nic.mtu
+	if device.OffloadsOf(dev) != 0 {
+		// The kernel hands over coalesced (GRO) frames up to 64 KiB;
+		// plain ReadBatch completes their partial checksums.
+		size = frameOffset + device.MaxOffloadFrameSize
+	}
 	bufs := make([][]byte, batch)
 	for i := range bufs {
 		bufs[i] = make([]byte, size)

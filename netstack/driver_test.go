@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -522,6 +523,344 @@ func TestDriverIndependentStacks(t *testing.T) {
 		if sb.ICMP.EchoRequests != msgs/50 || sb.IPv4.Reassembled != msgs/50 {
 			t.Errorf("pair %d: B answered %d pings and reassembled %d datagrams; want %d",
 				i, sb.ICMP.EchoRequests, sb.IPv4.Reassembled, msgs/50)
+		}
+	}
+}
+
+// slowDevice is a device whose writes, while held, block until released:
+// a device slower than the stack. It delivers the frames sent on in and
+// keeps a copy of every frame written.
+type slowDevice struct {
+	mac       net.HardwareAddr // nil: an L3 device
+	in        chan []byte
+	blocked   chan struct{} // a write waits at the gate
+	done      chan struct{}
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	gate    chan struct{} // nil unless held
+	written [][]byte
+	closed  bool
+}
+
+func newSlowDevice(mac net.HardwareAddr) *slowDevice {
+	return &slowDevice{mac: mac, in: make(chan []byte), blocked: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (d *slowDevice) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	select {
+	case f := <-d.in:
+		sizes[0] = copy(bufs[0][offset:], f)
+		return 1, nil
+	case <-d.done:
+		return 0, net.ErrClosed
+	}
+}
+
+func (d *slowDevice) WriteBatch(bufs [][]byte, offset int) (int, error) {
+	d.mu.Lock()
+	gate := d.gate
+	d.mu.Unlock()
+	if gate != nil {
+		select {
+		case d.blocked <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, net.ErrClosed
+	}
+	for _, b := range bufs {
+		d.written = append(d.written, bytes.Clone(b[offset:]))
+	}
+	return len(bufs), nil
+}
+
+func (d *slowDevice) hold() {
+	d.mu.Lock()
+	d.gate = make(chan struct{})
+	d.mu.Unlock()
+}
+
+func (d *slowDevice) release() {
+	d.mu.Lock()
+	if d.gate != nil {
+		close(d.gate)
+		d.gate = nil
+	}
+	d.mu.Unlock()
+}
+
+// waitBlocked waits for a write to block at the gate.
+func (d *slowDevice) waitBlocked(t *testing.T) {
+	t.Helper()
+	select {
+	case <-d.blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write reached the device in 10 s")
+	}
+}
+
+func (d *slowDevice) frames() [][]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.written)
+}
+
+func (d *slowDevice) BatchSize() int             { return 64 }
+func (d *slowDevice) MTU() int                   { return 1500 }
+func (d *slowDevice) LinkAddr() net.HardwareAddr { return d.mac }
+func (d *slowDevice) Close() error {
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
+		close(d.done)
+	})
+	return nil
+}
+
+// A device write that blocks holds up neither the device reader nor other
+// calls: the stack writes outside its loop lock.
+func TestDriverWritesOutsideLoopLock(t *testing.T) {
+	base := goleak.IgnoreCurrent()
+	dev := newSlowDevice(net.HardwareAddr(macB[:]))
+	s := New(Config{})
+	defer s.Close()
+	defer dev.release()
+	if _, err := s.AttachDevice(dev, NICConfig{Name: "b0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := s.ListenUDP(netip.AddrPort{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A is not resolved: sending to it writes an ARP request, which blocks.
+	dev.hold()
+	sent := make(chan error, 1)
+	go func() { sent <- cli.TryWriteTo([]byte("out"), netip.AddrPortFrom(addrA, 9)) }()
+	dev.waitBlocked(t)
+
+	// Meanwhile the device reader delivers a datagram, and a socket call
+	// runs.
+	got := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 10)
+		srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := srv.ReadFrom(buf)
+		if err == nil && string(buf[:n]) != "in" {
+			err = fmt.Errorf("read %q, want \"in\"", buf[:n])
+		}
+		got <- err
+	}()
+	dev.in <- udpFrame(t, macA, macB, addrA, addrB, 40000, 9000, []byte("in"))
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("datagram received while a write blocked: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a blocked device write held up the device reader for 10 s")
+	}
+	if st := s.Stats(); st.UDP.Delivered != 1 {
+		t.Errorf("%d datagrams delivered, want 1", st.UDP.Delivered)
+	}
+
+	dev.release()
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, base)
+	// The gratuitous ARP of the attach, then the request for A.
+	fs := dev.frames()
+	if len(fs) < 2 {
+		t.Fatalf("%d frames written, want the announcement and a request", len(fs))
+	}
+	if arp, err := ip.ParseARP(fs[len(fs)-1][ip.EthernetHeaderLen:]); err != nil || arp.Op() != ip.ARPRequest || arp.TargetProtocolAddr() != addrA {
+		t.Errorf("last frame written is not an ARP request for %v: %x", addrA, fs[len(fs)-1])
+	}
+}
+
+// Frames leave in the order the steps that made them ran, also when the
+// writer changes hands while the device is slow, and Close writes what was
+// queued before it.
+func TestDriverOutputInOrderThroughSlowDevice(t *testing.T) {
+	base := goleak.IgnoreCurrent()
+	dev := newSlowDevice(nil) // L3: no ARP
+	s := New(Config{})
+	defer s.Close()
+	defer dev.release()
+	if _, err := s.AttachDevice(dev, NICConfig{Name: "t0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(addrA, 9)
+	send := func(i int) error { return c.TryWriteTo(fmt.Appendf(nil, "%04d", i), to) }
+
+	// The first sender blocks writing its datagram; the rest queue behind
+	// it, more than it writes before handing over to the writer goroutine.
+	const n = 5 * txChunk
+	dev.hold()
+	first := make(chan error, 1)
+	go func() { first <- send(0) }()
+	dev.waitBlocked(t)
+	queued := make(chan error, 1)
+	go func() {
+		for i := 1; i < n; i++ {
+			if err := send(i); err != nil {
+				queued <- err
+				return
+			}
+		}
+		queued <- nil
+	}()
+	select {
+	case err := <-queued:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sends held up for 10 s by a blocked device write")
+	}
+	dev.release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, base)
+
+	fs := dev.frames()
+	if len(fs) != n {
+		t.Fatalf("%d frames written, want %d", len(fs), n)
+	}
+	const payload = ip.IPv4MinHeaderLen + ip.UDPHeaderLen
+	for i, f := range fs {
+		if want := fmt.Sprintf("%04d", i); len(f) < payload || string(f[payload:]) != want {
+			t.Fatalf("frame %d carries %q, want %q", i, f[min(payload, len(f)):], want)
+		}
+	}
+	if st := s.Stats().Link; st.FramesSent != n || st.TxErrors != 0 {
+		t.Errorf("%d frames sent, %d errors; want %d and 0", st.FramesSent, st.TxErrors, n)
+	}
+}
+
+// An application's call that finds a device's queue over its bound waits
+// for room before it makes more output, while the device reader goes on;
+// nothing is lost or reordered.
+func TestDriverQueueBoundHoldsApplicationNotReader(t *testing.T) {
+	base := goleak.IgnoreCurrent()
+	dev := newSlowDevice(nil)
+	s := New(Config{})
+	defer s.Close()
+	defer dev.release()
+	nic, err := s.AttachDevice(dev, NICConfig{Name: "t0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := s.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 9001))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	to := netip.AddrPortFrom(addrA, 9)
+	payload := make([]byte, 1400)
+	send := func(i int) error {
+		copy(payload, fmt.Sprintf("%06d", i))
+		return c.TryWriteTo(payload, to)
+	}
+	// The first datagram's sender blocks in the device; enough more to
+	// fill the queue follow, then one more, which must wait.
+	dev.hold()
+	first := make(chan error, 1)
+	go func() { first <- send(0) }()
+	dev.waitBlocked(t)
+	filled := make(chan int, 1)
+	go func() {
+		n := 1
+		for ; !nic.tx.over.Load() && n <= 2*txQueueMax/len(payload); n++ {
+			if err := send(n); err != nil {
+				t.Error(err)
+				break
+			}
+		}
+		filled <- n
+	}()
+	var n int
+	select {
+	case n = <-filled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("sends held up for 10 s by a blocked device write")
+	}
+	if !nic.tx.over.Load() {
+		t.Fatalf("%d datagrams queued, and the queue is not over its bound", n)
+	}
+	last := make(chan error, 1)
+	go func() { last <- send(n) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := 0; waiting == 0; {
+		nic.tx.mu.Lock()
+		waiting = nic.tx.waiters
+		nic.tx.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("a send over the bound did not wait for room")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The device reader is not held up: an inbound datagram arrives. (The
+	// test looks with the driver's lock: application calls wait too.)
+	dev.in <- udpFrame(t, macA, macB, addrA, addrB, 40000, 9001, []byte("in"))[ip.EthernetHeaderLen:]
+	for delivered := uint64(0); delivered == 0; {
+		s.mu.lockDriver()
+		delivered = s.stats.UDP.Delivered
+		s.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the device reader was held up by a full queue")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-last:
+		t.Fatalf("a send over the bound went ahead (%v)", err)
+	default:
+	}
+	dev.release()
+	for _, ch := range []chan error{first, last} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, base)
+	fs := dev.frames()
+	if len(fs) != n+1 {
+		t.Fatalf("%d frames written, want %d", len(fs), n+1)
+	}
+	const at = ip.IPv4MinHeaderLen + ip.UDPHeaderLen
+	for i, f := range fs {
+		if want := fmt.Sprintf("%06d", i); string(f[at:at+6]) != want {
+			t.Fatalf("frame %d carries %q, want %q", i, f[at:at+6], want)
 		}
 	}
 }

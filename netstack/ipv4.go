@@ -87,6 +87,7 @@ type ipv4Out struct {
 	ttl      uint8 // 0 means defaultTTL
 	tos      uint8
 	df       bool // don't fragment
+	gso      bool // a TSO super-segment: the device cuts it to the MTU
 }
 
 // ipPayloadOffset is where the IPv4 payload starts in a pooled buffer for
@@ -120,7 +121,7 @@ func (s *Stack) sendIPv4Locked(now mono.Time, r Route, nh netip.Addr, o ipv4Out,
 		return err
 	}
 	s.stats.IPv4.Sent++
-	if total <= nic.mtu {
+	if total <= nic.mtu || o.gso {
 		nic.outputLocked(now, nh, b)
 		return nil
 	}

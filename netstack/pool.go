@@ -18,18 +18,26 @@ var (
 
 // getBuf returns a pooled buffer of at least n bytes, or a fresh one when n
 // is larger than any pool's size.
+//
+// The headroom before frameOffset comes zeroed: on a device with offloads
+// it carries the frame's virtio-net header, and zero means a plain frame.
 func getBuf(n int) *[]byte {
+	var b *[]byte
 	switch {
 	case n <= smallBufSize:
-		return smallBufs.Get().(*[]byte)
+		b = smallBufs.Get().(*[]byte)
 	case n <= largeBufSize:
-		return largeBufs.Get().(*[]byte)
+		b = largeBufs.Get().(*[]byte)
+	default:
+		nb := make([]byte, n)
+		return &nb
 	}
-	b := make([]byte, n)
-	return &b
+	clear((*b)[:frameOffset])
+	return b
 }
 
-// putBuf returns b to its pool.
+// putBuf returns b to its pool. Any goroutine may call it: a device's
+// writer returns the buffers it wrote without the loop lock.
 func putBuf(b *[]byte) {
 	switch cap(*b) {
 	case smallBufSize:

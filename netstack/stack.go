@@ -7,7 +7,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
-	"sync"
 	"syscall"
 	"time"
 
@@ -42,7 +41,7 @@ type Stack struct {
 	clock func() mono.Time
 	epoch time.Time // the real clock's zero; unused on a simulated clock
 
-	mu     sync.Mutex
+	mu     loopLock
 	rand   Rand
 	nics   []*NIC
 	routes []Route
@@ -127,6 +126,13 @@ type NIC struct {
 	txq     []*[]byte      // pooled buffers with a frame at [frameOffset:len]
 	txViews [][]byte       // reused slice header array for Transmit
 	queued  bool           // on s.dirty
+	// tx, on a NIC made by AttachDevice, takes the output instead of link,
+	// to be written after the loop lock is released; nil on a simulated
+	// clock, whose links transmit at the end of the step.
+	tx *txQueue
+	// offloads are the device's virtio-net offloads (AttachDevice): TCP
+	// leaves checksums to it and, with TSO, sends super-segments.
+	offloads device.Offloads
 }
 
 // frameOffset is where outbound frames start in their buffers: room for a
@@ -206,10 +212,18 @@ func (n *NIC) queueLocked(b *[]byte) {
 	}
 }
 
-// flushLocked hands every queued frame to the links.
+// flushLocked hands every queued frame to the links, or to the writer of a
+// NIC on a device, which writes it after the loop lock is released.
 func (s *Stack) flushLocked() {
 	for _, n := range s.dirty {
 		n.queued = false
+		if n.tx != nil {
+			s.stats.Link.FramesSent += uint64(len(n.txq))
+			s.stats.Link.TxErrors += n.tx.pushLocked(n.txq, &s.mu)
+			clear(n.txq)
+			n.txq = n.txq[:0]
+			continue
+		}
 		views := n.txViews[:0]
 		for _, b := range n.txq {
 			views = append(views, *b)
@@ -247,8 +261,10 @@ func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 // driver uses it (and advanceNow) so that steps see the clock in the order
 // they run: a step at a time read before waiting for the lock could send
 // a TCP timestamp older than one already sent, which the peer drops (PAWS).
+// Both take the lock ahead of application calls, which also wait for room
+// in the devices' output queues first (see loopLock).
 func (s *Stack) receiveNow(nic *NIC, frames [][]byte) {
-	s.mu.Lock()
+	s.mu.lockDriver()
 	defer s.mu.Unlock()
 	s.receiveLocked(s.clock(), nic, frames)
 }
@@ -272,7 +288,7 @@ func (s *Stack) Advance(now mono.Time) {
 
 // advanceNow is Advance at the time the loop lock is taken (see receiveNow).
 func (s *Stack) advanceNow() {
-	s.mu.Lock()
+	s.mu.lockDriver()
 	defer s.mu.Unlock()
 	s.advanceLocked(s.clock())
 }

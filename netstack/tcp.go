@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/tapstack/tapstack/checksum"
+	"github.com/tapstack/tapstack/device"
 	"github.com/tapstack/tapstack/ip"
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/tcp"
@@ -129,7 +130,7 @@ func (s *Stack) tcpResetLocked(now mono.Time, key tcpKey, seg *tcp.Segment) {
 	f.SrcPort, f.DstPort = key.local.Port(), key.remote.Port()
 	s.tcp.rst = f
 	s.stats.TCP.ResetsSent++
-	s.tcpSendLocked(now, key.local, key.remote, &s.tcp.rst, [2][]byte{})
+	s.tcpSendLocked(now, key.local, key.remote, &s.tcp.rst, [2][]byte{}, 0)
 }
 
 func (s *Stack) tcpListenerLocked(local netip.AddrPort) *TCPListener {
@@ -143,19 +144,25 @@ func (s *Stack) tcpListenerLocked(local netip.AddrPort) *TCPListener {
 // SendSegment implements tcp.Output.
 func (o tcpOutput) SendSegment(now mono.Time, c *tcp.Conn, f *tcp.HeaderFields, payload [2][]byte) {
 	ep := c.Endpoint()
-	o.s.tcpSendLocked(now, ep.Local, ep.Remote, f, payload)
+	seg := 0
+	if len(payload[0])+len(payload[1]) > c.MSS() {
+		seg = c.SegmentSize() // a TSO super-segment, cut at this size
+	}
+	o.s.tcpSendLocked(now, ep.Local, ep.Remote, f, payload, seg)
 }
 
 // tcpSendLocked builds a segment in place: the payload copied once to its
 // final offset in a pooled buffer, the TCP header encoded in front of it
-// with the checksum, then IPv4 (DF set, as Linux does for TCP).
-func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte) {
+// with the checksum, then IPv4 (DF set, as Linux does for TCP). segSize is
+// not 0 for a TSO super-segment, which the device cuts at that size.
+func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte, segSize int) {
 	r, nh, src, err := s.routeFromLocked(local.Addr(), remote.Addr())
 	if err != nil {
 		s.stats.TCP.NoRoute++
 		return
 	}
-	off := r.NIC.ipPayloadOffset()
+	nic := r.NIC
+	off := nic.ipPayloadOffset()
 	hl := f.HeaderLen()
 	plen := len(payload[0]) + len(payload[1])
 	n := off + hl + plen
@@ -164,14 +171,36 @@ func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tc
 	p := (*b)[off+hl:]
 	k := copy(p, payload[0])
 	copy(p[k:], payload[1])
-	sum := checksum.Sum(p, 0)
 	pseudo := checksum.PseudoHeaderV4(src.As4(), remote.Addr().As4(), uint8(ip.ProtocolTCP), uint16(hl+plen))
-	if _, err := f.Encode((*b)[off:], pseudo, sum); err != nil {
+	o := ipv4Out{proto: ip.ProtocolTCP, src: src, dst: remote.Addr(), df: true}
+	if nic.offloads&device.OffloadChecksum != 0 {
+		// The device finishes the checksum (and with TSO cuts a
+		// super-segment at the segment size): no pass over the payload.
+		_, err = f.EncodePartial((*b)[off:], pseudo)
+		o.gso = segSize > 0
+		l3 := nic.ipOffset() - frameOffset
+		meta := device.TCPOffload(l3, ip.IPv4MinHeaderLen, hl, plen, segSize, false)
+		meta.Encode((*b)[frameOffset-device.VnetHdrLen : frameOffset])
+	} else {
+		_, err = f.Encode((*b)[off:], pseudo, checksum.Sum(p, 0))
+	}
+	if err != nil {
 		putBuf(b)
 		s.stats.Link.EncodeErrors++
 		return
 	}
-	_ = s.sendIPv4Locked(now, r, nh, ipv4Out{proto: ip.ProtocolTCP, src: src, dst: remote.Addr(), df: true}, b)
+	_ = s.sendIPv4Locked(now, r, nh, o, b)
+}
+
+// gsoMaxForLocked is the largest super-segment payload for a connection
+// from local to remote: an IPv4 packet's limit less the headers, when the
+// route's device does TSO, and 0 otherwise.
+func (s *Stack) gsoMaxForLocked(local, remote netip.Addr) int {
+	r, _, _, err := s.routeFromLocked(local, remote)
+	if err != nil || r.NIC.offloads&device.OffloadTSO4 == 0 {
+		return 0
+	}
+	return 0xffff - ip.IPv4MinHeaderLen - tcp.HeaderMaxLen
 }
 
 // tcpSoftErrorLocked hands an ICMP error about a segment we sent to its

@@ -50,6 +50,7 @@ type ifaceFlags struct {
 	mtu     int
 	backend string
 	pcap    string
+	offload bool
 
 	loss, reorder, dup, corrupt impair.Prob
 	delay                       time.Duration
@@ -64,6 +65,7 @@ func (f *ifaceFlags) register(fs *flag.FlagSet, impairments bool) {
 	fs.IntVar(&f.mtu, "mtu", 0, "MTU (default: the device's)")
 	fs.StringVar(&f.backend, "backend", "tap", "tap (TAP device) or raw (AF_PACKET socket on an interface)")
 	fs.StringVar(&f.pcap, "pcap", "", "write every frame sent and received to this pcap file")
+	fs.BoolVar(&f.offload, "offload", false, "use virtio-net offloads: checksums and TSO done by the kernel, coalesced (GRO) frames received; not with impairments")
 	if impairments {
 		fs.Var(&f.loss, "loss", "drop this share of frames in each direction, e.g. 1% or 0.01")
 		fs.Var(&f.reorder, "reorder", "hold back this share of frames so later ones overtake them")

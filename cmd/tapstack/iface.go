@@ -29,6 +29,14 @@ type iface struct {
 // and attaches a new stack to it.
 func openIface(c ifaceConfig) (_ *iface, err error) {
 	dcfg := device.Config{MAC: c.hw}
+	if c.offload {
+		if describeImpairments(c.ifaceFlags) != "" {
+			// The impairment layer decides per frame; a super-segment
+			// is dozens of frames to the peer.
+			return nil, usagef("--offload cannot be combined with impairments (--loss, --reorder, --dup, --corrupt, --delay)")
+		}
+		dcfg.Offloads = device.OffloadAll
+	}
 	var dev device.Device
 	switch c.backend {
 	case "tap":

@@ -947,3 +947,67 @@ func TestInteropRaw(t *testing.T) {
 	t.Logf("stack counters at the end:\n%s", up.counters())
 	up.stop(t)
 }
+
+// TestInteropOffload runs the data checks with --offload: over a TAP in
+// namespace tsio3 (10.94.3.0/24) and over the raw backend on a veth in
+// tsio4 (10.94.4.0/24). The kernel then does the checksums and cuts our
+// super-segments (TSO), and hands us coalesced frames (GRO).
+func TestInteropOffload(t *testing.T) {
+	testnet.RequireRoot(t)
+	for _, tool := range []string{"ping", "curl", "python3", "sha256sum"} {
+		testnet.RequireTool(t, tool)
+	}
+	sz := interopSizesFor(t)
+	tapstackBinary(t)
+	for _, backend := range []string{"tap", "raw"} {
+		t.Run(backend, func(t *testing.T) {
+			var ns *testnet.NS
+			var up *upProcess
+			var stack string
+			var drops func() (int64, bool)
+			root := t.TempDir()
+			switch backend {
+			case "tap":
+				ns = testnet.NewNS(t, "tsio3")
+				ns.AddTAP(t, "tsiotap3", netip.MustParsePrefix("10.94.3.1/24"))
+				stack = "10.94.3.2"
+				up = startUp(t, ns, "--dev", "tsiotap3", "--addr", stack+"/24", "--offload",
+					"--serve", "echo=7,discard=9,http=80", "--http-root", root)
+				drops = tapDrops(ns, "tsiotap3")
+			case "raw":
+				ns = testnet.NewNS(t, "tsio4")
+				ns.AddVeth(t, "tsiov4", netip.MustParsePrefix("10.94.4.1/24"), "tsiov5", nil)
+				stack = "10.94.4.2"
+				up = startUp(t, nil, "--backend", "raw", "--dev", "tsiov5", "--addr", stack+"/24", "--offload",
+					"--serve", "echo=7,discard=9,http=80", "--http-root", root)
+				drops = packetSocketDrops(up.cmd.Process.Pid)
+			}
+			label := backend + " offload: "
+			k := newKernelClient(t, ns)
+			r := new(throughputs)
+			defer r.summary(t)
+			r.start(tcpCounters(ns, up, drops))
+			t.Run("ping", func(t *testing.T) {
+				pingChecks(t, r, ns, up, stack, sz.floodPings, label)
+			})
+			t.Run("curl", func(t *testing.T) {
+				path := filepath.Join(root, "big")
+				sum, _ := writeRandomFile(t, path, sz.curl, 7)
+				defer os.Remove(path)
+				secs := curlCheck(t, ns, up, "http://"+stack+"/big", sz.curl, sum)
+				r.bytes(t, fmt.Sprintf("%scurl %s, sha256 checked", label, binSize(sz.curl)), sz.curl, secs)
+			})
+			t.Run("echo", func(t *testing.T) {
+				tcpEchoCheck(t, r, k, up, stack, sz.echo, label)
+			})
+			t.Run("discard", func(t *testing.T) {
+				discardCheck(t, r, k, up, stack, sz.discard, label)
+			})
+			t.Run("udp-echo", func(t *testing.T) {
+				udpEchoCheck(t, r, k, up, stack, sz.udpEcho, label)
+			})
+			r.totals(t, label)
+			up.stop(t)
+		})
+	}
+}
