@@ -25,8 +25,8 @@ echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./...
-echo "== bench -quick (tapstack beside gVisor, smoke sizes)"
-(cd bench && go run . -quick)
+echo "== bench: vet, tests, -quick (tapstack beside gVisor, smoke sizes)"
+(cd bench && go vet ./... && go test -count=1 ./... && go run . -quick)
 if [ "$(id -u)" = 0 ]; then
   echo "== demo (the README's main command, non-interactive)"
   ./scripts/demo.sh --check
