@@ -83,10 +83,9 @@ func (d *Tun) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int,
 	if err := checkMeta(bufs, meta, offset, d.offloads); err != nil {
 		return 0, err
 	}
-	if d.vnet == 0 {
-		return d.write(bufs, offset)
+	if d.vnet != 0 {
+		encodeVnet(bufs, meta, offset)
 	}
-	encodeVnet(bufs, meta, offset)
 	return d.write(bufs, offset)
 }
 

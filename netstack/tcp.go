@@ -192,17 +192,6 @@ func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tc
 	_ = s.sendIPv4Locked(now, r, nh, o, b)
 }
 
-// gsoMaxForLocked is the largest super-segment payload for a connection
-// from local to remote: an IPv4 packet's limit less the headers, when the
-// route's device does TSO, and 0 otherwise.
-func (s *Stack) gsoMaxForLocked(local, remote netip.Addr) int {
-	r, _, _, err := s.routeFromLocked(local, remote)
-	if err != nil || r.NIC.offloads&device.OffloadTSO4 == 0 {
-		return 0
-	}
-	return 0xffff - ip.IPv4MinHeaderLen - tcp.HeaderMaxLen
-}
-
 // tcpSoftErrorLocked hands an ICMP error about a segment we sent to its
 // connection.
 func (s *Stack) tcpSoftErrorLocked(orig ip.IPv4, errno syscall.Errno) {
@@ -220,14 +209,21 @@ func (s *Stack) tcpSoftErrorLocked(orig ip.IPv4, errno syscall.Errno) {
 	}
 }
 
-// mssFor returns the MSS for a connection from local to remote: the route's
-// MTU less the IPv4 and TCP headers.
-func (s *Stack) mssForLocked(local, remote netip.Addr) int {
-	r, _, _, err := s.routeFromLocked(local, remote)
+// endpointLocked returns the endpoint of a connection from local to
+// remote, from one route lookup: the MSS is the route's MTU less the IPv4
+// and TCP headers (536 without a route), and GSOMax, when the route's
+// device does TSO, an IPv4 packet's limit less the largest headers.
+func (s *Stack) endpointLocked(local, remote netip.AddrPort) tcp.Endpoint {
+	ep := tcp.Endpoint{Local: local, Remote: remote, MSS: 536}
+	r, _, _, err := s.routeFromLocked(local.Addr(), remote.Addr())
 	if err != nil {
-		return 536
+		return ep
 	}
-	return r.NIC.mtu - ip.IPv4MinHeaderLen - tcp.HeaderMinLen
+	ep.MSS = r.NIC.mtu - ip.IPv4MinHeaderLen - tcp.HeaderMinLen
+	if r.NIC.offloads&device.OffloadTSO4 != 0 {
+		ep.GSOMax = 0xffff - ip.IPv4MinHeaderLen - tcp.HeaderMaxLen
+	}
+	return ep
 }
 
 // ephemeralTCPPortLocked picks a local port for a connection to remote by

@@ -176,7 +176,7 @@ func (s *Stack) startDial(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 		return nil, syscall.EADDRINUSE
 	}
 	now := s.clock()
-	c := tcp.NewConn(&s.tcp.cfg, tcp.Endpoint{Local: key.local, Remote: raddr, MSS: s.mssForLocked(src, raddr.Addr()), GSOMax: s.gsoMaxForLocked(src, raddr.Addr())})
+	c := tcp.NewConn(&s.tcp.cfg, s.endpointLocked(key.local, raddr))
 	tc := newTCPConn(s, c)
 	s.tcp.conns[key] = tc
 	err = c.Connect(now)

@@ -115,8 +115,7 @@ func (ln *TCPListener) inputLocked(now mono.Time, key tcpKey, seg *tcp.Segment, 
 		return
 	}
 	c := t.scratch
-	c.Reset(&t.cfg, tcp.Endpoint{Local: key.local, Remote: key.remote,
-		MSS: s.mssForLocked(key.local.Addr(), key.remote.Addr()), GSOMax: s.gsoMaxForLocked(key.local.Addr(), key.remote.Addr())})
+	c.Reset(&t.cfg, s.endpointLocked(key.local, key.remote))
 	if reuse != nil {
 		c.SetISS(reuse.ReuseISS())
 	}
