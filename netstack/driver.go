@@ -494,20 +494,13 @@ func (q *txQueue) take() bool {
 
 // write writes the batch and returns its buffers to the pool.
 func (q *txQueue) write() {
-	views := q.views[:0]
-	for _, b := range q.batch {
-		views = append(views, *b)
-	}
+	views := framesOf(q.batch, q.views)
 	if od, ok := q.dev.(device.Offloader); ok && od.Offloads() != 0 {
 		q.failed += writeAllOffload(od, views, &q.meta)
 	} else {
 		q.failed += writeAll(q.dev, views, frameOffset)
 	}
-	for i, b := range q.batch {
-		putBuf(b)
-		q.batch[i] = nil
-		views[i] = nil
-	}
+	releaseBufs(q.batch, views)
 	q.batch = q.batch[:0]
 	q.views = views[:0]
 }

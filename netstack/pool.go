@@ -48,3 +48,23 @@ func putBuf(b *[]byte) {
 		largeBufs.Put(b)
 	}
 }
+
+// framesOf fills views (reusing its array) with the frames bufs hold, for
+// a Link or a device write.
+func framesOf(bufs []*[]byte, views [][]byte) [][]byte {
+	views = views[:0]
+	for _, b := range bufs {
+		views = append(views, *b)
+	}
+	return views
+}
+
+// releaseBufs returns written frames to the pool and drops both slices'
+// references to them.
+func releaseBufs(bufs []*[]byte, views [][]byte) {
+	for _, b := range bufs {
+		putBuf(b)
+	}
+	clear(bufs)
+	clear(views)
+}

@@ -224,17 +224,10 @@ func (s *Stack) flushLocked() {
 			n.txq = n.txq[:0]
 			continue
 		}
-		views := n.txViews[:0]
-		for _, b := range n.txq {
-			views = append(views, *b)
-		}
+		views := framesOf(n.txq, n.txViews)
 		n.link.Transmit(views, frameOffset)
 		s.stats.Link.FramesSent += uint64(len(views))
-		for i, b := range n.txq {
-			putBuf(b)
-			n.txq[i] = nil
-			views[i] = nil
-		}
+		releaseBufs(n.txq, views)
 		n.txq = n.txq[:0]
 		n.txViews = views[:0]
 	}
