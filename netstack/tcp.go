@@ -1,6 +1,8 @@
 package netstack
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"syscall"
 
@@ -35,10 +37,102 @@ type tcpKey struct {
 	local, remote netip.AddrPort
 }
 
+// connTable finds connections by 4-tuple. A tuple is 64 bytes as a map
+// key (two netip.AddrPort), so the table is keyed by a keyed 64-bit hash
+// of it instead and a lookup checks the connection's own tuple: a slot
+// costs 16 bytes, not 72, which is most of what the table costs per
+// connection. A tuple whose hash another connection already holds goes to
+// a second map keyed by the whole tuple; that map is almost always empty
+// (two of a million random tuples share a 64-bit hash with odds around
+// 1 in 10^7), and when a peer does find collisions it only moves its
+// connections there, a Go map with its own random seed.
+type connTable struct {
+	byHash map[uint64]*TCPConn
+	more   map[tcpKey]*TCPConn // tuples whose hash byHash holds for another
+	key    [4]uint64           // the hash's secret
+	// mask is ^0; tests narrow it to force collisions.
+	mask uint64
+}
+
+// init derives the secret from secret (the ISN key) rather than drawing
+// from the stack's random source, which would change every later draw and
+// with it a simulation's trace.
+func (t *connTable) init(secret *[16]byte) {
+	t.byHash = make(map[uint64]*TCPConn)
+	t.more = make(map[tcpKey]*TCPConn)
+	k0, k1 := binary.LittleEndian.Uint64(secret[:8]), binary.LittleEndian.Uint64(secret[8:])
+	for i := range t.key {
+		t.key[i] = mix64(k0 ^ mix64(k1+uint64(i)*0x9e3779b97f4a7c15))
+	}
+	t.mask = ^uint64(0)
+}
+
+// hash is a keyed hash of the tuple: multiply-and-fold rounds (as
+// wyhash's) over the addresses and ports mixed with the secret.
+func (t *connTable) hash(k tcpKey) uint64 {
+	la, ra := k.local.Addr().As16(), k.remote.Addr().As16()
+	ports := uint64(k.local.Port())<<16 | uint64(k.remote.Port())
+	h := mulFold(binary.LittleEndian.Uint64(la[:8])^t.key[0], binary.LittleEndian.Uint64(la[8:])^t.key[1])
+	h ^= mulFold(binary.LittleEndian.Uint64(ra[:8])^t.key[2], binary.LittleEndian.Uint64(ra[8:])^t.key[3])
+	return mulFold(h^ports^t.key[1], t.key[2]^0x9e3779b97f4a7c15) & t.mask
+}
+
+func mulFold(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// get returns the connection for k, or nil.
+func (t *connTable) get(k tcpKey) *TCPConn {
+	if tc := t.byHash[t.hash(k)]; tc != nil && tc.key() == k {
+		return tc
+	}
+	if len(t.more) == 0 {
+		return nil
+	}
+	return t.more[k]
+}
+
+// put adds (or replaces) the connection for k.
+func (t *connTable) put(k tcpKey, tc *TCPConn) {
+	h := t.hash(k)
+	if old := t.byHash[h]; old == nil || old.key() == k {
+		t.byHash[h] = tc
+		return
+	}
+	t.more[k] = tc
+}
+
+// remove forgets tc if the table holds it.
+func (t *connTable) remove(tc *TCPConn) {
+	k := tc.key()
+	h := t.hash(k)
+	if t.byHash[h] == tc {
+		delete(t.byHash, h)
+		return
+	}
+	if t.more[k] == tc {
+		delete(t.more, k)
+	}
+}
+
+// len returns the number of connections.
+func (t *connTable) len() int { return len(t.byHash) + len(t.more) }
+
+// each calls f for every connection, in no particular order.
+func (t *connTable) each(f func(*TCPConn)) {
+	for _, tc := range t.byHash {
+		f(tc)
+	}
+	for _, tc := range t.more {
+		f(tc)
+	}
+}
+
 // tcpLayer is the stack's TCP state, guarded by the loop lock.
 type tcpLayer struct {
 	cfg       tcp.Config
-	conns     map[tcpKey]*TCPConn
+	conns     connTable
 	listeners map[uint16]*TCPListener
 	// scratch is the LISTEN-state TCB a segment for a listener goes
 	// through; when the segment makes it a connection it is kept and a new
@@ -67,7 +161,7 @@ func (s *Stack) initTCPLocked() {
 		}
 	}
 	t.cfg.Defaults()
-	t.conns = make(map[tcpKey]*TCPConn)
+	t.conns.init(&t.cfg.ISNKey)
 	t.listeners = make(map[uint16]*TCPListener)
 	t.scratch = new(tcp.Conn)
 	t.portKey = s.rand.Uint64()
@@ -100,7 +194,7 @@ func (s *Stack) tcpInputLocked(now mono.Time, nic *NIC, h ip.IPv4) {
 	tcp.SegmentOf(th, seg)
 	key := tcpKey{local: netip.AddrPortFrom(h.Dst(), th.DstPort()), remote: netip.AddrPortFrom(h.Src(), th.SrcPort())}
 	var reuse *tcp.Conn
-	if tc := t.conns[key]; tc != nil {
+	if tc := t.conns.get(key); tc != nil {
 		if tc.inSynQ && len(tc.ln.acceptQ) >= tc.ln.backlog {
 			// The handshake cannot complete into a full accept queue: drop
 			// the segment and let the peer retry, as Linux does.
@@ -203,7 +297,7 @@ func (s *Stack) tcpSoftErrorLocked(orig ip.IPv4, errno syscall.Errno) {
 		local:  netip.AddrPortFrom(orig.Src(), uint16(p[0])<<8|uint16(p[1])),
 		remote: netip.AddrPortFrom(orig.Dst(), uint16(p[2])<<8|uint16(p[3])),
 	}
-	if tc := s.tcp.conns[key]; tc != nil {
+	if tc := s.tcp.conns.get(key); tc != nil {
 		tc.c.SoftError(errno)
 		tc.afterLocked(s.clock())
 	}
@@ -242,7 +336,7 @@ func (s *Stack) ephemeralTCPPortLocked(local netip.Addr, remote netip.AddrPort) 
 	for i := uint64(0); i < n; i++ {
 		p := uint16(ephemeralFirst + (h1+uint64(t.portTable[idx])+i)%n)
 		k := tcpKey{local: netip.AddrPortFrom(local, p), remote: remote}
-		if t.conns[k] == nil && t.listeners[p] == nil {
+		if t.conns.get(k) == nil && t.listeners[p] == nil {
 			t.portTable[idx] += uint16(i + 1)
 			return p, true
 		}
@@ -252,10 +346,10 @@ func (s *Stack) ephemeralTCPPortLocked(local netip.Addr, remote netip.AddrPort) 
 
 // tcpCloseAllLocked wakes every blocked TCP call when the stack closes.
 func (s *Stack) tcpCloseAllLocked() {
-	for _, tc := range s.tcp.conns { // order does not matter: each is only woken
+	s.tcp.conns.each(func(tc *TCPConn) { // order does not matter: each is only woken
 		tc.readers.wakeLocked()
 		tc.writers.wakeLocked()
-	}
+	})
 	for _, ln := range s.tcp.listeners {
 		ln.waiters.wakeLocked()
 	}

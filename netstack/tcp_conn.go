@@ -81,9 +81,7 @@ func (tc *TCPConn) afterLocked(now mono.Time) tcp.Events {
 		tc.writers.wakeLocked()
 	}
 	if st == tcp.Closed {
-		if key := tc.key(); s.tcp.conns[key] == tc {
-			delete(s.tcp.conns, key)
-		}
+		s.tcp.conns.remove(tc)
 		s.timers.stop(&tc.dl)
 	}
 	if ev != 0 && tc.notify != nil {
@@ -172,13 +170,13 @@ func (s *Stack) startDial(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 		}
 	}
 	key := tcpKey{local: netip.AddrPortFrom(src, port), remote: raddr}
-	if s.tcp.conns[key] != nil {
+	if s.tcp.conns.get(key) != nil {
 		return nil, syscall.EADDRINUSE
 	}
 	now := s.clock()
 	c := tcp.NewConn(&s.tcp.cfg, s.endpointLocked(key.local, raddr))
 	tc := newTCPConn(s, c)
-	s.tcp.conns[key] = tc
+	s.tcp.conns.put(key, tc)
 	err = c.Connect(now)
 	tc.afterLocked(now)
 	s.endStepLocked()

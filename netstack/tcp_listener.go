@@ -133,7 +133,7 @@ func (ln *TCPListener) inputLocked(now mono.Time, key tcpKey, seg *tcp.Segment, 
 		tc.inSynQ = true
 		ln.synQueue++
 	}
-	t.conns[key] = tc
+	t.conns.put(key, tc)
 	tc.afterLocked(now)
 }
 

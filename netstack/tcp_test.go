@@ -50,17 +50,17 @@ func TestTCPConnectEchoClose(t *testing.T) {
 	}
 	n.runUntilCond(func() bool { return false }, time.Second, a, b)
 	a.mu.Lock()
-	tw := a.tcp.conns[c.key()]
+	tw := a.tcp.conns.get(c.key())
 	a.mu.Unlock()
 	if tw == nil || tw.c.State() != tcp.TimeWait {
 		t.Fatalf("client side not in TIME-WAIT")
 	}
-	if len(b.tcp.conns) != 0 {
-		t.Fatalf("server side still holds %d connections", len(b.tcp.conns))
+	if b.tcp.conns.len() != 0 {
+		t.Fatalf("server side still holds %d connections", b.tcp.conns.len())
 	}
 	n.runUntilCond(func() bool { return false }, 61*time.Second, a, b)
-	if len(a.tcp.conns) != 0 {
-		t.Fatalf("after 2MSL: %d connections", len(a.tcp.conns))
+	if a.tcp.conns.len() != 0 {
+		t.Fatalf("after 2MSL: %d connections", a.tcp.conns.len())
 	}
 }
 
@@ -168,7 +168,7 @@ func TestTCPTimeWaitReuse(t *testing.T) {
 		c.Close()
 		n.runUntilCond(func() bool { return c.State() == tcp.Closed }, time.Second, a, b)
 		b.mu.Lock()
-		st := b.tcp.conns[tcpKey{local: netip.AddrPortFrom(addrB, 80), remote: local}].c.State()
+		st := b.tcp.conns.get(tcpKey{local: netip.AddrPortFrom(addrB, 80), remote: local}).c.State()
 		b.mu.Unlock()
 		if st != tcp.TimeWait {
 			t.Fatalf("round %d: server side %v, want TIME-WAIT", round, st)
