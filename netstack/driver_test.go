@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -84,6 +86,34 @@ func udpEcho(t testing.TB, c net.PacketConn) (stop func()) {
 
 // waitUntil polls cond, read under the loop lock, for at most 10 s. It is
 // how a test learns that a goroutine has blocked inside the stack.
+// isTimeout says whether err is a deadline's error as net.Conn reports it.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
+}
+
+// waitParked waits until a goroutine with fn on its stack is parked in a
+// select or a channel operation: a test that must act on a blocked call,
+// not on one about to block, waits for this.
+func waitParked(t testing.TB, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			head, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(g, fn) && (strings.Contains(head, "[select") || strings.Contains(head, "[chan receive")) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s to park", fn)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func waitUntil(t testing.TB, s *Stack, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -219,11 +249,6 @@ func TestDriverReadDeadlines(t *testing.T) {
 	}
 	defer c.Close()
 	buf := make([]byte, 100)
-	isTimeout := func(err error) bool {
-		var ne net.Error
-		return errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
-	}
-
 	// A deadline in the past fails at once, even with a datagram queued.
 	c.SetReadDeadline(time.Now().Add(-time.Second))
 	if _, _, err := c.ReadFrom(buf); !isTimeout(err) {
@@ -246,6 +271,7 @@ func TestDriverReadDeadlines(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { _, _, err := c.ReadFrom(buf); errc <- err }()
 	waitUntil(t, a, "the reader to block", func() bool { return c.readers.ch != nil })
+	waitParked(t, "(*UDPConn).ReadFromUDPAddrPort")
 	c.SetReadDeadline(time.Now())
 	if err := <-errc; !isTimeout(err) {
 		t.Fatalf("read when the deadline moved to now: %v, want a timeout", err)
@@ -988,5 +1014,28 @@ func BenchmarkDriverUDPRoundTrip(b *testing.B) {
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
 		roundTrip()
+	}
+}
+
+// A deadline set while Accept is blocked, after an earlier one was cleared,
+// ends the Accept.
+func TestDriverListenerDeadlineWhileBlocked(t *testing.T) {
+	a, _, _, _ := pipeStacks(t)
+	ln, err := a.ListenTCP(netip.AddrPortFrom(netip.Addr{}, 5002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln.SetDeadline(time.Now().Add(-time.Second))
+	if _, err := ln.Accept(); !isTimeout(err) {
+		t.Fatalf("accept past the deadline: %v, want a timeout", err)
+	}
+	ln.SetDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() { _, err := ln.Accept(); errc <- err }()
+	waitParked(t, "(*TCPListener).AcceptTCP")
+	ln.SetDeadline(time.Now())
+	if err := <-errc; !isTimeout(err) {
+		t.Fatalf("accept when the deadline moved to now: %v, want a timeout", err)
 	}
 }

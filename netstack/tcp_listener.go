@@ -239,7 +239,10 @@ func (ln *TCPListener) Close() error {
 }
 
 // SetDeadline sets the deadline for Accept.
-func (ln *TCPListener) SetDeadline(t time.Time) error { ln.deadline.set(t); return nil }
+func (ln *TCPListener) SetDeadline(t time.Time) error {
+	moveDeadline(ln.s, ln.deadline, t, &ln.waiters)
+	return nil
+}
 
 // SetNotify registers f to be called, with the loop lock held, when a
 // connection is ready to accept. f must not call into the stack.

@@ -439,13 +439,16 @@ func (c *UDPConn) RemoteAddr() net.Addr {
 
 // SetDeadline implements net.Conn.
 func (c *UDPConn) SetDeadline(t time.Time) error {
-	c.readDeadline.set(t)
-	c.writeDeadline.set(t)
+	moveDeadline(c.s, c.readDeadline, t, &c.readers)
+	c.writeDeadline.set(t) // a write never blocks
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
-func (c *UDPConn) SetReadDeadline(t time.Time) error { c.readDeadline.set(t); return nil }
+func (c *UDPConn) SetReadDeadline(t time.Time) error {
+	moveDeadline(c.s, c.readDeadline, t, &c.readers)
+	return nil
+}
 
 // SetWriteDeadline implements net.Conn.
 func (c *UDPConn) SetWriteDeadline(t time.Time) error { c.writeDeadline.set(t); return nil }

@@ -74,6 +74,19 @@ func (d *deadlineTimer) set(t time.Time) {
 	}
 }
 
+// moveDeadline sets d and, when its channel changed, wakes w's waiters to
+// wait again: a call blocked on the old channel (nil before the first
+// deadline or after one was cleared) would never see the new one.
+func moveDeadline(s *Stack, d *deadlineTimer, t time.Time, w *waitList) {
+	before := d.wait()
+	d.set(t)
+	if d.wait() != before {
+		s.mu.Lock()
+		w.wakeLocked()
+		s.mu.Unlock()
+	}
+}
+
 // wait returns a channel that is closed when the deadline passes.
 func (d *deadlineTimer) wait() <-chan struct{} {
 	d.mu.Lock()
