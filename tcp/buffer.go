@@ -41,10 +41,18 @@ func putChunk(b *[]byte) {
 }
 
 // ring is a byte queue over a pooled chunk that grows by doubling.
+//
+// An empty ring gives its chunk back, and the next write takes a chunk the
+// size the last busy period peaked at: a stream whose buffer empties now
+// and then (an echo, a request-response exchange, a sender whose data is
+// all acknowledged) would otherwise grow from the smallest chunk and copy
+// its data into each larger one on every cycle.
 type ring struct {
 	b    *[]byte
 	head int
 	n    int
+	peak uint8 // log2 of the chunk the bytes held so far this period needed
+	last uint8 // peak of the previous busy period: where the next one starts
 }
 
 // Len returns the bytes held.
@@ -63,6 +71,9 @@ func (r *ring) grow(need int) {
 	if need <= r.Cap() {
 		return
 	}
+	if r.b == nil && int(r.last) > chunkMinShift {
+		need = max(need, 1<<r.last)
+	}
 	nb := getChunk(need)
 	if r.b != nil {
 		p := r.peek(0, r.n)
@@ -80,6 +91,9 @@ func (r *ring) write(p []byte, limit int) int {
 		return 0
 	}
 	r.grow(r.n + n)
+	if r.n+n > 1<<r.peak {
+		r.peak = uint8(bits.Len(uint(r.n + n - 1)))
+	}
 	c := len(*r.b)
 	tail := (r.head + r.n) % c
 	k := copy((*r.b)[tail:], p[:n])
@@ -129,6 +143,7 @@ func (r *ring) release() {
 	if r.b != nil && r.n == 0 {
 		putChunk(r.b)
 		r.b, r.head = nil, 0
+		r.last, r.peak = r.peak, 0
 	}
 }
 

@@ -394,3 +394,38 @@ func TestOrphanDataResets(t *testing.T) {
 	h.Expect(S{Flags: RST, Seq: 102})
 	h.wantState(Closed)
 }
+
+// Window updates after a read follow Linux's tcp_cleanup_rbuf: none while
+// the peer may still send more than half the buffer (the ACKs of its data
+// carry the window); one once the window left is half or less and the read
+// at least doubles it.
+func TestWindowUpdateOnlyWhenItDoubles(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: payload(1460)})
+	h.Send(S{Flags: ACK, Seq: 301 + 1460, Ack: 101, Wnd: hWnd, Data: payload(1460)})
+	if got := h.Took(); len(got) != 1 || got[0].Ack != 301+2920 {
+		t.Fatalf("after two segments %v, want one ACK of both", got)
+	}
+	// Most of the window is still open: reading sends nothing.
+	h.c.Read(h.now, make([]byte, 2920))
+	h.ExpectNothing()
+
+	// Fill the buffer to past its half, so the window left is below half.
+	off := 2920
+	for ; off < hWnd*3/4; off += 1460 {
+		h.Send(S{Flags: ACK, Seq: seqv(301 + uint32(off)), Ack: 101, Wnd: hWnd, Data: payload(1460)})
+	}
+	h.Took()
+	left := h.c.RcvWnd
+	if 2*int(left) > hWnd {
+		t.Fatalf("window left %d of %d", left, hWnd)
+	}
+	// A read that frees less than the window left sends nothing...
+	h.c.Read(h.now, make([]byte, int(left)/2))
+	h.ExpectNothing()
+	// ...one that at least doubles it sends one update.
+	h.c.Read(h.now, make([]byte, hWnd))
+	if got := h.Took(); len(got) != 1 || got[0].Flags != ACK || int(got[0].Wnd) < 2*int(left) {
+		t.Fatalf("after reading everything %v, want one ACK with a window of at least %d", got, 2*left)
+	}
+}

@@ -118,15 +118,20 @@ func (c *Conn) updateWindow(syn bool) uint16 {
 }
 
 // windowUpdate sends an ACK after a read when the window has opened by
-// enough to matter: twice the MSS or half the buffer (as Linux's
-// tcp_cleanup_rbuf).
+// enough to matter, as Linux's tcp_cleanup_rbuf: only once what the peer
+// may still send has fallen to half the buffer or less, and the read at
+// least doubles it; a closed window reopens as soon as it grows. A reader
+// keeping up needs no update (the ACKs of the data carry the window), and
+// a read followed by a write, as in any echo or proxy, sends the window
+// with the data instead of a pure ACK before it.
 func (c *Conn) windowUpdate(now mono.Time) {
 	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
 	if !right.GreaterThan(c.rcvAdv) {
 		return
 	}
+	left := int(c.RcvNxt.Size(c.rcvAdv)) // what the peer may still send
 	grow := int(c.rcvAdv.Size(right))
-	if grow >= 2*c.rcvMSS || grow >= c.rcvBufMax/2 || c.RcvWnd == 0 {
+	if left == 0 || 2*left <= c.rcvBufMax && grow >= left && grow >= 2*c.rcvMSS {
 		c.ackNow = true
 		c.flushACK(now)
 	}
