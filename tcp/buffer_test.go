@@ -2,55 +2,120 @@ package tcp
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 )
 
-// A ring that empties and fills again starts at the size its last busy
-// period reached, so a stream does not copy its data into ever larger
-// chunks on every cycle; a ring whose use shrank starts smaller.
-func TestRingStartsAtLastPeakSize(t *testing.T) {
+// A ring never moves what it holds: growing adds chunks behind the first.
+func TestRingGrowsWithoutCopying(t *testing.T) {
 	var r ring
 	p := make([]byte, 32<<10)
-	for i := range p {
-		p[i] = byte(i)
-	}
-	for range 4 {
+	r.write(p, 1<<30)
+	first := r.cs.c[0]
+	for range 7 {
 		r.write(p, 1<<30)
 	}
-	if got := r.Cap(); got != 128<<10 {
-		t.Fatalf("cap after 128 KiB = %d", got)
+	if r.cs.c[0] != first {
+		t.Fatal("the first chunk was replaced as the ring grew")
+	}
+	if r.Len() != 256<<10 || r.Cap() < r.Len() || r.Cap() > r.Len()+ringChunk {
+		t.Fatalf("len %d cap %d", r.Len(), r.Cap())
+	}
+	// Reading gives chunks back as it passes them.
+	r.read(make([]byte, 200<<10))
+	if r.Cap() > r.Len()+2*ringChunk {
+		t.Fatalf("after reading, len %d cap %d", r.Len(), r.Cap())
 	}
 	r.discard(r.Len())
 	r.release()
-	if r.Cap() != 0 {
+	if r.Cap() != 0 || r.cs != nil {
 		t.Fatalf("released ring holds %d bytes", r.Cap())
 	}
-	// The next busy period starts at 128 KiB: no chunk change, no copy.
+}
+
+// A ring that empties and fills again starts with a first chunk the size
+// its last busy period needed (up to ringChunk); after a quiet period it
+// starts small again.
+func TestRingStartsAtLastPeakSize(t *testing.T) {
+	var r ring
+	p := make([]byte, 48<<10)
 	r.write(p, 1<<30)
-	first := r.b
-	for range 3 {
-		r.write(p, 1<<30)
+	r.write(p[:100], 1<<30)
+	r.discard(r.Len())
+	r.release()
+	r.write(p[:10], 1<<30)
+	if got := len(*r.cs.c[0]); got != ringChunk {
+		t.Fatalf("first chunk after a 48 KiB period = %d, want %d", got, ringChunk)
 	}
-	if r.b != first || r.Cap() != 128<<10 {
-		t.Fatalf("ring regrew: cap %d, same chunk %v", r.Cap(), r.b == first)
+	r.discard(r.Len())
+	r.release()
+	r.write(p[:100], 1<<30)
+	if got := len(*r.cs.c[0]); got != 1<<chunkMinShift {
+		t.Fatalf("first chunk after a quiet period = %d, want %d", got, 1<<chunkMinShift)
 	}
-	got := make([]byte, 32<<10)
-	for range 4 {
-		if n := r.read(got); n != len(got) || !bytes.Equal(got, p) {
-			t.Fatalf("read %d bytes, equal %v", n, bytes.Equal(got, p))
+	r.discard(r.Len())
+	r.release()
+}
+
+// The ring against a bytes.Buffer model: random writes under a limit,
+// peeks of up to a segment at random offsets, reads, discards and
+// releases.
+func TestRingModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	src := make([]byte, 1<<20)
+	for i := range src {
+		src[i] = byte(rng.Uint32())
+	}
+	var r ring
+	var model []byte
+	next := 0
+	for step := range 20000 {
+		switch op := rng.IntN(10); {
+		case op < 4: // write
+			n := rng.IntN(100 << 10)
+			if next+n > len(src) {
+				next = 0
+			}
+			limit := 1 << 20
+			got := r.write(src[next:next+n], limit)
+			want := min(n, limit-len(model))
+			if got != want {
+				t.Fatalf("step %d: write %d = %d, want %d", step, n, got, want)
+			}
+			model = append(model, src[next:next+got]...)
+			next += got
+		case op < 6: // peek
+			if len(model) == 0 {
+				continue
+			}
+			off := rng.IntN(len(model))
+			n := min(rng.IntN(ringChunk)+1, len(model)-off)
+			p := r.peek(off, n)
+			got := append(append([]byte(nil), p[0]...), p[1]...)
+			if !bytes.Equal(got, model[off:off+n]) {
+				t.Fatalf("step %d: peek(%d, %d) differs", step, off, n)
+			}
+		case op < 8: // read
+			buf := make([]byte, rng.IntN(200<<10))
+			n := r.read(buf)
+			if want := min(len(buf), len(model)); n != want || !bytes.Equal(buf[:n], model[:n]) {
+				t.Fatalf("step %d: read %d of %d, want %d", step, n, len(buf), want)
+			}
+			model = model[n:]
+		case op < 9: // discard
+			n := rng.IntN(len(model) + 1)
+			r.discard(n)
+			model = model[n:]
+		default:
+			r.release()
+		}
+		if r.Len() != len(model) {
+			t.Fatalf("step %d: len %d, model %d", step, r.Len(), len(model))
+		}
+		if r.Cap() > len(model)+2*ringChunk {
+			t.Fatalf("step %d: cap %d holding %d", step, r.Cap(), len(model))
 		}
 	}
-	r.release()
-	// A quiet period: 100 bytes at a time. The chunk after it is small.
-	r.write(p[:100], 1<<30)
-	r.discard(100)
-	r.release()
-	r.write(p[:100], 1<<30)
-	if got := r.Cap(); got != 1<<chunkMinShift {
-		t.Fatalf("cap after a quiet period = %d, want %d", got, 1<<chunkMinShift)
-	}
-	r.discard(100)
-	r.release()
 }
 
 // BenchmarkRingStream fills a ring with four 32 KiB writes and drains it,
@@ -68,5 +133,24 @@ func BenchmarkRingStream(b *testing.B) {
 			r.read(p)
 		}
 		r.release()
+	}
+}
+
+// BenchmarkRingFill fills a ring to 4 MiB in 64 KiB writes and drains it:
+// a buffer that grows to the window and empties.
+func BenchmarkRingFill(b *testing.B) {
+	var r ring
+	p := make([]byte, 64<<10)
+	b.SetBytes(4 << 20)
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 64 {
+			r.write(p, 1<<30)
+		}
+		for range 64 {
+			r.read(p)
+		}
+		r.release()
+		r.last = 0 // every period starts small, as a fresh connection's
 	}
 }

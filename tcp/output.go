@@ -337,7 +337,7 @@ func (c *Conn) output(now mono.Time) {
 // GSOMax, and a short last one only when it ends the data and Nagle would
 // let it go alone.
 func (c *Conn) superSegment(avail, unsent, mss int) int {
-	n := min(avail, c.ep.GSOMax/mss*mss)
+	n := min(avail, min(c.ep.GSOMax, ringChunk)/mss*mss) // a ring hands out a segment in at most two parts
 	if tail := n % mss; tail != 0 && (n != unsent || !c.NoDelay && !c.finQueued && c.SndUna != c.SndNxt) {
 		n -= tail
 	}
