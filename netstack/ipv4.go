@@ -53,6 +53,7 @@ func (s *Stack) handleIPv4Locked(now mono.Time, nic *NIC, b []byte) {
 		if buf == nil {
 			return
 		}
+		nic.rxCsumOK = false // the kernel saw fragments, not this datagram
 		s.deliverIPv4Locked(now, nic, whole)
 		putBuf(buf)
 		return

@@ -3,11 +3,15 @@ package netstack
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"io"
 	"net/netip"
 	"testing"
+	"time"
 
+	"github.com/tapstack/tapstack/checksum"
 	"github.com/tapstack/tapstack/device"
+	"github.com/tapstack/tapstack/ip"
 )
 
 // Over a device with TSO and checksum offload (a Pipe that passes virtio-net
@@ -70,5 +74,76 @@ func TestTCPOverOffloadDevice(t *testing.T) {
 	}
 	if bad := b.Stats().TCP.BadChecksum; bad != 0 {
 		t.Errorf("%d bad checksums at the receiver", bad)
+	}
+}
+
+// With offloads the reader takes each frame's virtio-net header: a UDP or
+// TCP checksum the kernel vouches for (DATA_VALID, or NEEDS_CSUM with the
+// partial sum still in the field) is not verified again; a frame without
+// the kernel's word is.
+func TestOffloadTrustsKernelChecksums(t *testing.T) {
+	da, db := device.Pipe(device.PipeConfig{Offloads: device.OffloadAll})
+	defer da.Close()
+	b := New(Config{})
+	defer b.Close()
+	if _, err := b.AttachDevice(db, NICConfig{Name: "b0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.ListenUDP(netip.AddrPortFrom(netip.Addr{}, 7000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	var mac ip.MAC
+	copy(mac[:], db.LinkAddr())
+	frame := func(payload string, sum uint16) []byte {
+		const off = 14 + 20
+		f := make([]byte, device.Headroom+off+8+len(payload))
+		p := f[device.Headroom:]
+		copy(p[off+8:], payload)
+		if err := (ip.UDPFields{SrcPort: 9, DstPort: 7000}).Encode(p[off:], src, dst); err != nil {
+			t.Fatal(err)
+		}
+		binary.BigEndian.PutUint16(p[off+6:], sum)
+		h := ip.IPv4Fields{TotalLength: uint16(len(p) - 14), ID: 1, TTL: 64, Protocol: ip.ProtocolUDP, Src: src, Dst: dst}
+		if err := h.Encode(p[14:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := (ip.EthernetFields{Dst: mac, Src: ip.MAC{2, 0, 0, 0, 0, 1}, EtherType: ip.EtherTypeIPv4}).Encode(p); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	send := func(f []byte, m device.VnetHdr) {
+		t.Helper()
+		if _, err := da.WriteBatchOffload([][]byte{f}, []device.VnetHdr{m}, device.Headroom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func(want string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 100)
+		n, _, err := c.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+	// A wrong checksum without the kernel's word: dropped and counted.
+	send(frame("unchecked", 0x1234), device.VnetHdr{})
+	// The same wrong checksum marked verified by the kernel: delivered.
+	send(frame("valid", 0x1234), device.VnetHdr{Flags: device.VnetDataValid})
+	recv("valid")
+	if bad := b.Stats().UDP.BadChecksum; bad != 1 {
+		t.Fatalf("%d bad UDP checksums counted, want 1 (the unmarked frame)", bad)
+	}
+	// A partial checksum, as the kernel's own sockets leave it: the field
+	// holds the pseudo-header sum, which is not a valid checksum.
+	partial := checksum.PseudoHeaderV4(src.As4(), dst.As4(), uint8(ip.ProtocolUDP), uint16(8+len("partial")))
+	send(frame("partial", uint16(partial)), device.VnetHdr{Flags: device.VnetNeedsCsum, CsumStart: 34, CsumOffset: 6})
+	recv("partial")
+	if bad := b.Stats().UDP.BadChecksum; bad != 1 {
+		t.Fatalf("%d bad UDP checksums counted after the partial one, want 1", bad)
 	}
 }

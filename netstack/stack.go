@@ -133,6 +133,12 @@ type NIC struct {
 	// offloads are the device's virtio-net offloads (AttachDevice): TCP
 	// leaves checksums to it and, with TSO, sends super-segments.
 	offloads device.Offloads
+	// rxCsumOK says the frame being handled carries the kernel's word for
+	// its transport checksum (virtio-net NEEDS_CSUM: the kernel's own, not
+	// computed yet; DATA_VALID: verified), so TCP and UDP skip theirs, as
+	// a NIC's CHECKSUM_UNNECESSARY spares Linux. Set per frame by the
+	// driver's reader; never for a reassembled datagram.
+	rxCsumOK bool
 }
 
 // frameOffset is where outbound frames start in their buffers: room for a
@@ -247,7 +253,7 @@ func (s *Stack) endStepLocked() {
 func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.receiveLocked(now, nic, frames)
+	s.receiveLocked(now, nic, frames, nil)
 }
 
 // receiveNow is Receive at the time the loop lock is taken. The real-time
@@ -256,19 +262,27 @@ func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 // a TCP timestamp older than one already sent, which the peer drops (PAWS).
 // Both take the lock ahead of application calls, which also wait for room
 // in the devices' output queues first (see loopLock).
-func (s *Stack) receiveNow(nic *NIC, frames [][]byte) {
+//
+// meta, when not nil, holds each frame's virtio-net header: a frame whose
+// transport checksum the kernel vouches for is not verified again (partial
+// checksums stay partial: nothing past TCP and UDP reads them).
+func (s *Stack) receiveNow(nic *NIC, frames [][]byte, meta []device.VnetHdr) {
 	s.mu.lockDriver()
 	defer s.mu.Unlock()
-	s.receiveLocked(s.clock(), nic, frames)
+	s.receiveLocked(s.clock(), nic, frames, meta)
 }
 
-func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte) {
+func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte, meta []device.VnetHdr) {
 	if s.closed {
 		return
 	}
-	for _, f := range frames {
+	for i, f := range frames {
+		if meta != nil {
+			nic.rxCsumOK = meta[i].Flags&(device.VnetNeedsCsum|device.VnetDataValid) != 0
+		}
 		s.handleFrameLocked(now, nic, f)
 	}
+	nic.rxCsumOK = false
 	s.endStepLocked()
 }
 

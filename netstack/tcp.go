@@ -185,7 +185,7 @@ func (s *Stack) tcpInputLocked(now mono.Time, nic *NIC, h ip.IPv4) {
 		st.Malformed++
 		return
 	}
-	if !th.ChecksumValid(checksum.PseudoHeaderV4(h.Src().As4(), h.Dst().As4(), uint8(ip.ProtocolTCP), uint16(len(th)))) {
+	if !nic.rxCsumOK && !th.ChecksumValid(checksum.PseudoHeaderV4(h.Src().As4(), h.Dst().As4(), uint8(ip.ProtocolTCP), uint16(len(th)))) {
 		st.BadChecksum++
 		return
 	}
