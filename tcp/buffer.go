@@ -49,9 +49,37 @@ type recvBuffer struct{ ring }
 // oooQueue holds segments received beyond a hole, sorted by sequence
 // number, each copied into its own chunk. It is bounded in segments and in
 // bytes; what does not fit is dropped (the sender will retransmit it).
+// A connection takes one from a pool when a segment arrives out of order
+// and gives it back once the hole is filled, so connections receiving in
+// order carry none; the SACK blocks to report describe queued data and
+// live with it. A nil queue is empty.
 type oooQueue struct {
 	segs  []oooSeg
 	bytes int // memory held
+
+	sackRecent  [MaxSACKBlocks]SACKBlock // blocks to report, the latest arrival's first
+	nSackRecent int
+}
+
+var oooQueues = sync.Pool{New: func() any { return new(oooQueue) }}
+
+// takeOOO returns c's out-of-order queue, taking one from the pool if
+// needed.
+func (c *Conn) takeOOO() *oooQueue {
+	if c.ooo == nil {
+		c.ooo = oooQueues.Get().(*oooQueue)
+	}
+	return c.ooo
+}
+
+// releaseOOO drops what the queue holds and gives it back to the pool.
+func (c *Conn) releaseOOO() {
+	if q := c.ooo; q != nil {
+		q.clear()
+		q.nSackRecent = 0
+		c.ooo = nil
+		oooQueues.Put(q)
+	}
 }
 
 type oooSeg struct {
@@ -61,7 +89,20 @@ type oooSeg struct {
 	fin bool
 }
 
-func (q *oooQueue) len() int { return len(q.segs) }
+func (q *oooQueue) len() int {
+	if q == nil {
+		return 0
+	}
+	return len(q.segs)
+}
+
+// size returns the memory the queue holds.
+func (q *oooQueue) size() int {
+	if q == nil {
+		return 0
+	}
+	return q.bytes
+}
 
 // insert queues [at, at+len(p)) and reports whether it was kept. A segment
 // wholly covered by one already queued is a duplicate and is not.
@@ -103,9 +144,6 @@ func (q *oooQueue) popFront() {
 	copy(q.segs, q.segs[1:])
 	q.segs[len(q.segs)-1] = oooSeg{}
 	q.segs = q.segs[:len(q.segs)-1]
-	if len(q.segs) == 0 {
-		q.segs = nil
-	}
 }
 
 func (q *oooQueue) clear() {

@@ -51,3 +51,26 @@ func (r *NewReno) OnLoss(_ mono.Time, _, flight int) int {
 	r.acc = 0
 	return max(flight/2, 2*r.mss)
 }
+
+// ccOnAck and ccOnLoss call the connection's algorithm. NewReno, the
+// default, keeps its one counter in the Conn (renoAcc) and is called
+// directly: no allocation per connection and no indirect call per ACK.
+func (c *Conn) ccOnAck(now mono.Time, acked int) int {
+	if c.cc != nil {
+		return c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
+	}
+	r := NewReno{mss: c.sndMSS, acc: c.renoAcc}
+	cwnd := r.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
+	c.renoAcc = r.acc
+	return cwnd
+}
+
+func (c *Conn) ccOnLoss(now mono.Time, flight int) int {
+	if c.cc != nil {
+		return c.cc.OnLoss(now, c.cwnd, flight)
+	}
+	r := NewReno{mss: c.sndMSS, acc: c.renoAcc}
+	ssthresh := r.OnLoss(now, c.cwnd, flight)
+	c.renoAcc = r.acc
+	return ssthresh
+}

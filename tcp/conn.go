@@ -150,6 +150,12 @@ type Endpoint struct {
 	GSOMax int
 }
 
+// endpoint is an Endpoint as a Conn keeps it, its sizes in 32 bits.
+type endpoint struct {
+	Local, Remote netip.AddrPort
+	mss, gsoMax   int32
+}
+
 // Input is what a handler works on: the event, the instant, and the
 // segment or the user call's arguments and results.
 type Input struct {
@@ -195,15 +201,44 @@ func (s *Segment) Len() seq.Size {
 
 // Conn is one connection's TCB and the state machine that drives it.
 // It is not safe for concurrent use: its owner calls it from one event loop.
+//
+// A million idle connections must fit in a few hundred bytes each (with
+// the owner's socket and table entry, under 1 KiB per end), so what only
+// some connections need lives in side structures that exist only while
+// needed: the out-of-order queue and its SACK reporting state, and the
+// scoreboard, come from pools while data is out of order or outstanding;
+// errors, per-connection counters and the undo record are allocated the
+// first time one is set. Fields are ordered to leave no padding. Every
+// part is plain data reachable from the Conn, so a TCB can be exported.
 type Conn struct {
 	cfg *Config
-	ep  Endpoint
+	ep  endpoint
+	x   *connExtra        // errors, counters, undo record; nil until one is set
+	ooo *oooQueue         // out-of-order segments and SACK reports; nil while none
+	sb  *scoreboard       // SACK and retransmission state; nil while nothing is outstanding
+	cc  CongestionControl // nil: NewReno, kept in renoAcc
 
-	state State
-	prev  State // the state before the last transition, for tests and logs
-	err   error // why the connection closed, if not cleanly
-	soft  error // the last ICMP-reported error, reported on a timeout
-	ev    Events
+	snd                  sendBuffer
+	rcv                  recvBuffer
+	sndBufMax, rcvBufMax int    // bounds of snd and rcv
+	bytesAcked           uint64 // data bytes the peer has acknowledged
+
+	// Retransmission (RFC 6298).
+	srtt, rttvar, rto time.Duration
+	rttStart          mono.Time
+
+	cwnd     int // bytes
+	ssthresh int
+	renoAcc  int // NewReno's bytes acknowledged toward the next increase
+	sndMSS   int // largest payload we send (options excluded)
+	rcvMSS   int // what we advertised
+
+	keepIdle   time.Duration
+	tsRecentAt mono.Time
+	oowAt      mono.Time // the last ACK sent for an out-of-window segment or challenge
+
+	// Timers: the instant each one fires, or mono.Never.
+	rtoAt, persistAt, delackAt, keepAt, waitAt mono.Time
 
 	// Send sequence variables (RFC 9293 §3.3.1). SndNxt is the highest
 	// sequence number sent so far plus one; sndCur is where the next
@@ -214,77 +249,86 @@ type Conn struct {
 	sndCur              seq.Value
 	maxSndWnd           seq.Size
 	sndBufSeq           seq.Value // sequence number of snd's first byte
-	finQueued           bool      // CLOSE called: a FIN follows the data
 	finSeq              seq.Value // valid when finQueued
 
 	// Receive sequence variables.
 	IRS, RcvNxt seq.Value
 	RcvWnd      seq.Size  // what the last advertisement allows beyond RcvNxt
 	rcvAdv      seq.Value // right edge advertised: never moves left
-	finRcvd     bool
+	lastAckSent seq.Value
+	dsack       SACKBlock // a duplicate to report (RFC 2883), valid when dsackValid
 
-	// Negotiated options.
+	tsOffset uint32
+	TSRecent uint32
+	rtoTS    uint32    // our timestamp clock at the last timeout
+	rttSeq   seq.Value // the segment being timed ends here
+	recover  seq.Value // RFC 6582's recover
+
+	backoff    int32 // consecutive timeouts
+	dupAcks    int32
+	rcvUnacked int32 // bytes received since the last ACK sent
+	quickAcks  int32 // segments still to ACK at once (Linux's quickack mode)
+	probes     int32 // unanswered zero-window probes
+	keepProbes int32 // unanswered keepalive probes
+
+	state              State
+	prev               State // the state before the last transition, for tests and logs
+	ev                 Events
 	SndScale, RcvScale uint8
-	sndMSS             int // largest payload we send (options excluded)
-	rcvMSS             int // what we advertised
-	tsOK, sackOK       bool
-	tsOffset           uint32
-	TSRecent           uint32
-	tsRecentAt         mono.Time
-	lastAckSent        seq.Value
-	oowAt              mono.Time // the last ACK sent for an out-of-window segment or challenge
-
-	snd                  sendBuffer
-	rcv                  recvBuffer
-	ooo                  oooQueue
-	sndBufMax, rcvBufMax int    // bounds of snd and rcv
-	bytesAcked           uint64 // data bytes the peer has acknowledged
-
-	// Retransmission (RFC 6298).
-	srtt, rttvar, rto time.Duration
-	rttTiming         bool
-	rttSeq            seq.Value
-	rttStart          mono.Time
-	backoff           int    // consecutive timeouts
-	rtoTS             uint32 // our timestamp clock at the last timeout
-	counts            connCounts
-
-	cc           CongestionControl
-	cwnd         int // bytes
-	ssthresh     int
-	dupAcks      int
-	recover      seq.Value // RFC 6582's recover
-	recoverValid bool
-	inRecov      bool        // in fast recovery, or in loss recovery after a timeout
-	lossAll      bool        // after a timeout: all unSACKed data below recover is lost
-	sb           *scoreboard // SACK and retransmission state; nil while nothing is outstanding
-	undo         undoState
-
-	// Receiver state.
-	ackPending  bool // an ACK is owed
-	ackNow      bool // ...and must not wait for the delayed-ACK timer
-	rcvUnacked  int  // bytes received since the last ACK sent
-	quickAcks   int  // segments still to ACK at once (Linux's quickack mode)
-	dsack       SACKBlock
-	dsackValid  bool
-	sackRecent  [MaxSACKBlocks]SACKBlock // blocks to report, the latest arrival's first
-	nSackRecent int
 
 	// User options.
-	NoDelay          bool // disable Nagle's algorithm
-	KeepAlive        bool
-	keepIdle         time.Duration
-	orphan           bool // the user has closed the socket: nobody reads
-	probes           int  // unanswered zero-window probes
-	keepProbes       int  // unanswered keepalive probes
+	NoDelay   bool // disable Nagle's algorithm
+	KeepAlive bool
+
+	finQueued        bool // CLOSE called: a FIN follows the data
+	finRcvd          bool
+	tsOK, sackOK     bool
 	wsOK             bool // window scaling in effect
+	rttTiming        bool
+	recoverValid     bool
+	inRecov          bool // in fast recovery, or in loss recovery after a timeout
+	lossAll          bool // after a timeout: all unSACKed data below recover is lost
+	ackPending       bool // an ACK is owed
+	ackNow           bool // ...and must not wait for the delayed-ACK timer
+	dsackValid       bool
+	orphan           bool // the user has closed the socket: nobody reads
 	issSet           bool
 	listenCookies    bool // answer SYNs with SYN cookies, keeping no state
 	synRetransmitted bool
-
-	// Timers: the instant each one fires, or mono.Never.
-	rtoAt, persistAt, delackAt, keepAt, waitAt mono.Time
 }
+
+// connExtra is what few connections ever need: why the connection closed,
+// the last ICMP error, the counts Info reports, and the record that undoes
+// a spurious recovery. It is allocated the first time one of them is set
+// and lives as long as the connection.
+type connExtra struct {
+	err    error // why the connection closed, if not cleanly
+	soft   error // the last ICMP-reported error, reported on a timeout
+	counts connCounts
+	undo   undoState
+}
+
+// extra returns c's connExtra, allocating it if needed.
+func (c *Conn) extra() *connExtra {
+	if c.x == nil {
+		c.x = new(connExtra)
+	}
+	return c.x
+}
+
+// closeErr returns why the connection closed abnormally, or nil.
+func (c *Conn) closeErr() error {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.err
+}
+
+// setErr records why the connection closes.
+func (c *Conn) setErr(err error) { c.extra().err = err }
+
+// counts returns the per-connection counters to increment.
+func (c *Conn) counts() *connCounts { return &c.extra().counts }
 
 // NewConn returns a connection in CLOSED for the endpoint.
 func NewConn(cfg *Config, ep Endpoint) *Conn {
@@ -299,20 +343,23 @@ func (c *Conn) Reset(cfg *Config, ep Endpoint) {
 		panic("tcp: Config used without Defaults")
 	}
 	c.releaseScoreboard()
-	*c = Conn{cfg: cfg, ep: ep}
-	if c.ep.MSS <= 0 {
-		c.ep.MSS = defaultMSS
+	c.releaseOOO()
+	*c = Conn{cfg: cfg, ep: endpoint{Local: ep.Local, Remote: ep.Remote, mss: clamp32(ep.MSS), gsoMax: clamp32(ep.GSOMax)}}
+	if c.ep.mss <= 0 {
+		c.ep.mss = defaultMSS
 	}
 	c.rto = cfg.RTOInitial
 	c.keepIdle = cfg.KeepIdle
 	c.sndBufMax, c.rcvBufMax = cfg.SendBufferMax, cfg.ReceiveBufferMax
 	c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
-	c.rcvMSS = c.ep.MSS
-	c.sndMSS = min(defaultMSS, c.ep.MSS)
+	c.rcvMSS = int(c.ep.mss)
+	c.sndMSS = min(defaultMSS, int(c.ep.mss))
 	// The timestamp offset is a keyed hash of the tuple, as Linux's: a
 	// SYN-cookie connection rebuilt later must use the same one.
 	c.tsOffset = uint32(tupleHash(&cfg.ISNKey, ep.Local, ep.Remote, 1))
 }
+
+func clamp32(n int) int32 { return int32(min(max(n, 0), 1<<31-1)) }
 
 // defaultMSS is what we assume a peer that sends no MSS option can take
 // (RFC 9293 §3.7.1, IPv4).
@@ -322,10 +369,12 @@ const defaultMSS = 536
 func (c *Conn) State() State { return c.state }
 
 // Err returns why the connection closed abnormally, or nil.
-func (c *Conn) Err() error { return c.err }
+func (c *Conn) Err() error { return c.closeErr() }
 
 // Endpoint returns the 4-tuple.
-func (c *Conn) Endpoint() Endpoint { return c.ep }
+func (c *Conn) Endpoint() Endpoint {
+	return Endpoint{Local: c.ep.Local, Remote: c.ep.Remote, MSS: int(c.ep.mss), GSOMax: int(c.ep.gsoMax)}
+}
 
 // TakeEvents returns the events since the last call and clears them.
 func (c *Conn) TakeEvents() Events { e := c.ev; c.ev = 0; return e }
@@ -372,7 +421,7 @@ func (c *Conn) setState(s State) {
 		c.ev |= EventClosed | EventReadable | EventWritable
 		c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
 		c.snd.release()
-		c.ooo.clear()
+		c.releaseOOO()
 		c.releaseScoreboard()
 		if c.orphan {
 			c.rcv.release()
@@ -518,11 +567,11 @@ func (c *Conn) BufferSizes() (snd, rcv int) { return c.sndBufMax, c.rcvBufMax }
 // if the connection times out.
 func (c *Conn) SoftError(err error) {
 	if c.state == SynSent {
-		c.err = err
+		c.setErr(err)
 		c.setState(Closed)
 		return
 	}
-	c.soft = err
+	c.extra().soft = err
 }
 
 // SetKeepAlive turns keepalive probes on or off; idle 0 keeps the
@@ -576,20 +625,24 @@ type Info struct {
 
 // Info returns the connection's current state.
 func (c *Conn) Info() Info {
+	var n connCounts
+	if c.x != nil {
+		n = c.x.counts
+	}
 	return Info{
 		State: c.state, SndMSS: c.sndMSS, RcvMSS: c.rcvMSS,
 		SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
-		Cwnd: c.cwnd, Ssthresh: c.ssthresh, InRecovery: c.inRecov, Backoff: c.backoff,
+		Cwnd: c.cwnd, Ssthresh: c.ssthresh, InRecovery: c.inRecov, Backoff: int(c.backoff),
 		InFlight: int(c.SndUna.Size(c.SndNxt)), SndWnd: int(c.SndWnd), RcvWnd: int(c.RcvWnd),
 		BytesAcked:  c.bytesAcked,
-		Retransmits: c.counts.retransmits, Timeouts: c.counts.timeouts,
-		FastRecoveries: c.counts.fastRecoveries, DSACKsReceived: c.counts.dsacks,
-		SpuriousUndos: c.counts.undos,
+		Retransmits: n.retransmits, Timeouts: n.timeouts,
+		FastRecoveries: n.fastRecoveries, DSACKsReceived: n.dsacks,
+		SpuriousUndos: n.undos,
 	}
 }
 
 // BufferedBytes returns the memory the connection's buffers hold.
-func (c *Conn) BufferedBytes() int { return c.snd.Cap() + c.rcv.Cap() + c.ooo.bytes }
+func (c *Conn) BufferedBytes() int { return c.snd.Cap() + c.rcv.Cap() + c.ooo.size() }
 
 // connCounts are the per-connection counters Info reports.
 type connCounts struct {
@@ -607,16 +660,16 @@ func (c *Conn) count(f func(*Stats)) {
 func (c *Conn) errConnExists(in *Input) { in.err = ErrConnExists }
 func (c *Conn) errNotConnected(in *Input) {
 	in.err = ErrNotConnected
-	if c.err != nil && in.ev == UserSend {
-		in.err = c.err
+	if err := c.closeErr(); err != nil && in.ev == UserSend {
+		in.err = err
 	}
 }
 
 // errClosing answers SEND and CLOSE after CLOSE (§3.10.2, §3.10.4), or
 // reports why the connection ended.
 func (c *Conn) errClosing(in *Input) {
-	if c.err != nil {
-		in.err = c.err
+	if err := c.closeErr(); err != nil {
+		in.err = err
 		return
 	}
 	in.err = ErrClosing
@@ -637,8 +690,8 @@ func (c *Conn) openPassive(in *Input) { c.setState(Listen) }
 // deleteTCB ends the connection without a word to the peer.
 func (c *Conn) deleteTCB(in *Input) {
 	if in.ev == UserAbort || in.ev == UserClose {
-		if c.err == nil && in.ev == UserAbort {
-			c.err = ErrConnAborted
+		if c.closeErr() == nil && in.ev == UserAbort {
+			c.setErr(ErrConnAborted)
 		}
 	}
 	c.setState(Closed)
@@ -647,8 +700,8 @@ func (c *Conn) deleteTCB(in *Input) {
 // abortWithRST is ABORT in a synchronized state: <SEQ=SND.NXT><CTL=RST>.
 func (c *Conn) abortWithRST(in *Input) {
 	c.sendRST(in.at, c.SndNxt, 0, false)
-	if c.err == nil {
-		c.err = ErrConnAborted
+	if c.closeErr() == nil {
+		c.setErr(ErrConnAborted)
 	}
 	c.setState(Closed)
 }
@@ -696,8 +749,8 @@ func (c *Conn) receive(in *Input) {
 	case len(in.buf) == 0:
 	case c.finRcvd:
 		in.err = io.EOF
-	case c.state == Closed && c.err != nil:
-		in.err = c.err
+	case c.state == Closed && c.closeErr() != nil:
+		in.err = c.closeErr()
 	case c.state == Closed && c.prev == Closed:
 		in.err = ErrNotConnected // never opened
 	case c.state == Closed:
@@ -859,7 +912,7 @@ func (c *Conn) synSentOnRST(in *Input) {
 		return
 	}
 	c.count(func(st *Stats) { st.ResetsReceived++ })
-	c.err = ErrConnRefused
+	c.setErr(ErrConnRefused)
 	c.setState(Closed)
 }
 

@@ -45,7 +45,7 @@ func (c *Conn) sendCookieSYNACK(now mono.Time, s *Segment) {
 		c.wsOK, c.sackOK, c.SndScale, c.RcvScale = false, false, 0, 0
 	}
 	f := c.header(now, c.ISS, SYN|ACK)
-	f.Options.HasMSS, f.Options.MSS = true, uint16(min(c.ep.MSS, 0xffff))
+	f.Options.HasMSS, f.Options.MSS = true, uint16(min(c.ep.mss, 0xffff))
 	f.Options.HasWindowScale, f.Options.WindowScale = c.wsOK, c.RcvScale
 	f.Options.SACKPermitted = c.sackOK
 	if c.tsOK {

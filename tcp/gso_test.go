@@ -7,7 +7,7 @@ import "testing"
 // SegmentSize; retransmissions stay one segment long.
 func TestSuperSegments(t *testing.T) {
 	h := newHarness(t)
-	h.c.ep.GSOMax = 65000
+	h.c.ep.gsoMax = 65000
 	h.open(synOpts)
 	data := payload(40 * 1460)
 	h.Write(string(data))
@@ -33,7 +33,7 @@ func TestSuperSegments(t *testing.T) {
 // the data, so no short segment goes out in the middle of a stream.
 func TestSuperSegmentTail(t *testing.T) {
 	h := newHarness(t)
-	h.c.ep.GSOMax = 65000
+	h.c.ep.gsoMax = 65000
 	h.open(synOpts)
 	h.Write(string(payload(3*1460 + 100)))
 	out := h.Took()

@@ -68,9 +68,9 @@ func (h *harness) SendSegment(now mono.Time, c *Conn, f *HeaderFields, payload [
 	if f.SrcPort != c.ep.Local.Port() || f.DstPort != c.ep.Remote.Port() {
 		h.t.Fatalf("segment ports %d>%d, want %d>%d", f.SrcPort, f.DstPort, c.ep.Local.Port(), c.ep.Remote.Port())
 	}
-	limit := c.ep.MSS
-	if c.ep.GSOMax > limit {
-		limit = c.ep.GSOMax + MaxOptionsLen
+	limit := int(c.ep.mss)
+	if int(c.ep.gsoMax) > limit {
+		limit = int(c.ep.gsoMax) + MaxOptionsLen
 	}
 	if n := len(payload[0]) + len(payload[1]) + f.HeaderLen() - HeaderMinLen; n > limit {
 		h.t.Fatalf("segment of %d bytes of options and data exceeds the path's %d", n, limit)
@@ -237,8 +237,12 @@ func (c *Conn) invariants() error {
 		return fmt.Errorf("send buffer %d over its bound", c.snd.Len())
 	case c.rcv.Len() > c.rcvBufMax:
 		return fmt.Errorf("receive buffer %d over its bound", c.rcv.Len())
-	case c.ooo.len() > c.cfg.OOOSegmentsMax || c.ooo.bytes > c.rcvBufMax:
-		return fmt.Errorf("out-of-order queue %d segments %d bytes over its bounds", c.ooo.len(), c.ooo.bytes)
+	case c.ooo.len() > c.cfg.OOOSegmentsMax || c.ooo.size() > c.rcvBufMax:
+		return fmt.Errorf("out-of-order queue %d segments %d bytes over its bounds", c.ooo.len(), c.ooo.size())
+	case c.ooo != nil && c.ooo.len() == 0:
+		return fmt.Errorf("an empty out-of-order queue not given back")
+	case c.state == Closed && (c.ooo != nil || c.sb != nil):
+		return fmt.Errorf("CLOSED holding an out-of-order queue (%v) or a scoreboard (%v)", c.ooo != nil, c.sb != nil)
 	case c.state.synchronized() && c.rcvAdv.LessThan(c.RcvNxt):
 		return fmt.Errorf("advertised edge %d before RCV.NXT %d", c.rcvAdv, c.RcvNxt)
 	case c.state.synchronized() && c.RcvWnd != c.RcvNxt.Size(c.rcvAdv):

@@ -183,9 +183,9 @@ func (c *Conn) checkRST(in *Input) bool {
 	case SynReceived:
 		// From a passive open the owner discards the TCB (LISTEN goes on
 		// in the listener); from simultaneous open, "connection refused".
-		c.err = ErrConnRefused
+		c.setErr(ErrConnRefused)
 	case Established, FinWait1, FinWait2, CloseWait:
-		c.err = ErrConnReset
+		c.setErr(ErrConnReset)
 	}
 	c.setState(Closed)
 	return false
@@ -321,7 +321,7 @@ func (c *Conn) enterTimeWait(now mono.Time) {
 	c.rtoAt, c.persistAt, c.keepAt = mono.Never, mono.Never, mono.Never
 	c.waitAt = now.Add(c.cfg.TimeWait)
 	c.snd.release()
-	c.ooo.clear()
+	c.releaseOOO()
 }
 
 // processText is the seventh check: in-order data goes to the receive
@@ -341,7 +341,7 @@ func (c *Conn) processText(in *Input) bool {
 		// Nobody will read it: tell the peer (Linux, RFC 2525 §2.17).
 		c.count(func(st *Stats) { st.ResetsSent++ })
 		c.sendRST(in.at, c.SndNxt, 0, false)
-		c.err = ErrConnAborted
+		c.setErr(ErrConnAborted)
 		c.setState(Closed)
 		return false
 	}
@@ -362,11 +362,14 @@ func (c *Conn) processText(in *Input) bool {
 	}
 	in.finOK = fin
 	if at != c.RcvNxt {
-		if c.ooo.insert(at, p, fin, c.cfg.OOOSegmentsMax, c.rcvBufMax) {
+		if c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, c.rcvBufMax) {
 			c.noteSACK(at, at.Add(seq.Size(len(p))))
 			c.count(func(st *Stats) { st.OutOfOrder++ })
 		} else {
 			c.count(func(st *Stats) { st.OutOfOrderDropped++ })
+			if c.ooo.len() == 0 {
+				c.releaseOOO()
+			}
 		}
 		in.finOK = false
 		c.ackNow = true // a duplicate ACK tells the sender of the hole
@@ -380,7 +383,7 @@ func (c *Conn) processText(in *Input) bool {
 			in.finOK = false
 		}
 		c.RcvNxt = c.RcvNxt.Add(seq.Size(n))
-		c.rcvUnacked += n
+		c.rcvUnacked += int32(n)
 		c.ev |= EventReadable
 	}
 	if c.ooo.len() > 0 {
@@ -392,7 +395,7 @@ func (c *Conn) processText(in *Input) bool {
 	c.rcvAdvanced()
 	c.ackPending = true
 	switch {
-	case c.rcvUnacked >= 2*c.rcvMSS:
+	case int(c.rcvUnacked) >= 2*c.rcvMSS:
 		c.ackNow = true // at least every second full-sized segment
 	case c.quickAcks > 0:
 		c.quickAcks--
@@ -402,8 +405,17 @@ func (c *Conn) processText(in *Input) bool {
 }
 
 // pullOOO moves what the out-of-order queue holds at RCV.NXT into the
-// receive buffer and reports whether a queued FIN was reached.
+// receive buffer and reports whether a queued FIN was reached. An emptied
+// queue goes back to its pool.
 func (c *Conn) pullOOO() (fin bool) {
+	fin = c.pullOOOSegs()
+	if c.ooo.len() == 0 {
+		c.releaseOOO()
+	}
+	return fin
+}
+
+func (c *Conn) pullOOOSegs() (fin bool) {
 	for c.ooo.len() > 0 {
 		o := &c.ooo.segs[0]
 		end := o.seq.Add(seq.Size(o.n))
@@ -414,7 +426,7 @@ func (c *Conn) pullOOO() (fin bool) {
 			d := (*o.b)[int(o.seq.Size(c.RcvNxt)):o.n]
 			n := c.rcv.write(d, c.rcvBufMax)
 			c.RcvNxt = c.RcvNxt.Add(seq.Size(n))
-			c.rcvUnacked += n
+			c.rcvUnacked += int32(n)
 			c.ev |= EventReadable
 			if n < len(d) {
 				return false // the rest stays queued

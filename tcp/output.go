@@ -36,7 +36,7 @@ func (c *Conn) negotiate(o *Options, _ bool) {
 	if o.HasMSS && o.MSS > 0 {
 		peerMSS = int(o.MSS)
 	}
-	c.sndMSS = max(min(peerMSS, c.ep.MSS), 64)
+	c.sndMSS = max(min(peerMSS, int(c.ep.mss)), 64)
 	if o.HasWindowScale && !c.cfg.NoWindowScale {
 		c.SndScale, c.RcvScale, c.wsOK = o.WindowScale, c.rcvScaleWanted(), true
 	} else {
@@ -47,16 +47,15 @@ func (c *Conn) negotiate(o *Options, _ bool) {
 	if c.tsOK {
 		c.TSRecent = o.TSVal
 		c.sndMSS -= 12 // the option rides on every segment
-		c.rcvMSS = c.ep.MSS - 12
+		c.rcvMSS = int(c.ep.mss) - 12
 	}
 	c.newCC()
 }
 
 func (c *Conn) newCC() {
+	c.cc, c.renoAcc = nil, 0 // NewReno (ccOnAck)
 	if c.cfg.NewCongestionControl != nil {
 		c.cc = c.cfg.NewCongestionControl(c.sndMSS)
-	} else {
-		c.cc = NewNewReno(c.sndMSS)
 	}
 	c.cwnd = InitialWindow(c.sndMSS)
 	c.ssthresh = 1 << 30
@@ -185,7 +184,7 @@ func (c *Conn) sendSYN(now mono.Time) {
 		flags |= ACK
 	}
 	f := c.header(now, c.ISS, flags)
-	f.Options.HasMSS, f.Options.MSS = true, uint16(min(c.ep.MSS, 0xffff))
+	f.Options.HasMSS, f.Options.MSS = true, uint16(min(c.ep.mss, 0xffff))
 	if c.state == SynSent {
 		f.Options.HasWindowScale = !c.cfg.NoWindowScale
 		f.Options.WindowScale = c.rcvScaleWanted()
@@ -274,7 +273,7 @@ func (c *Conn) output(now mono.Time) {
 		n := min(unsent, mss, max(usable, 0))
 		if retx {
 			n = min(n, int(c.sndCur.Size(c.SndNxt)))
-		} else if c.ep.GSOMax > mss && n == mss {
+		} else if int(c.ep.gsoMax) > mss && n == mss {
 			n = c.superSegment(min(unsent, max(usable, 0)), unsent, mss)
 		}
 		if unsent > 0 && !retx {
@@ -337,7 +336,7 @@ func (c *Conn) output(now mono.Time) {
 // GSOMax, and a short last one only when it ends the data and Nagle would
 // let it go alone.
 func (c *Conn) superSegment(avail, unsent, mss int) int {
-	n := min(avail, min(c.ep.GSOMax, ringChunk)/mss*mss) // a ring hands out a segment in at most two parts
+	n := min(avail, min(int(c.ep.gsoMax), ringChunk)/mss*mss) // a ring hands out a segment in at most two parts
 	if tail := n % mss; tail != 0 && (n != unsent || !c.NoDelay && !c.finQueued && c.SndUna != c.SndNxt) {
 		n -= tail
 	}
@@ -372,7 +371,7 @@ func (c *Conn) transmit(now mono.Time, sq seq.Value, off, n int, flags Flags) {
 		p = c.snd.peek(off, n)
 	}
 	if sq.LessThan(c.SndNxt) {
-		c.counts.retransmits++
+		c.counts().retransmits++
 		c.count(func(st *Stats) { st.Retransmits++ })
 	}
 	c.emit(now, f, p)
@@ -388,7 +387,7 @@ func (c *Conn) armPersist(now mono.Time) {
 
 func (c *Conn) probeInterval() time.Duration {
 	d := c.rto
-	for i := 0; i < c.probes && d < c.cfg.RTOMax; i++ {
+	for i := int32(0); i < c.probes && d < c.cfg.RTOMax; i++ {
 		d *= 2
 	}
 	return min(d, c.cfg.RTOMax)
@@ -422,7 +421,7 @@ func (c *Conn) retransmitSYN(in *Input) {
 	if c.state == SynReceived {
 		limit = c.cfg.SYNACKRetries
 	}
-	if c.backoff >= limit {
+	if int(c.backoff) >= limit {
 		c.giveUp()
 		return
 	}
@@ -430,8 +429,9 @@ func (c *Conn) retransmitSYN(in *Input) {
 	c.synRetransmitted = true
 	c.rttTiming = false
 	c.rto = min(2*c.rto, c.cfg.RTOMax)
-	c.counts.timeouts++
-	c.counts.retransmits++
+	n := c.counts()
+	n.timeouts++
+	n.retransmits++
 	c.count(func(st *Stats) { st.Timeouts++; st.Retransmits++ })
 	c.sendSYN(in.at)
 	c.rtoAt = in.at.Add(c.rto)
@@ -440,9 +440,10 @@ func (c *Conn) retransmitSYN(in *Input) {
 // giveUp closes the connection after too many timeouts: ETIMEDOUT, or the
 // error an ICMP message reported, as Linux does.
 func (c *Conn) giveUp() {
-	c.err = ErrTimeout
-	if c.soft != nil {
-		c.err = c.soft
+	x := c.extra()
+	x.err = ErrTimeout
+	if x.soft != nil {
+		x.err = x.soft
 	}
 	c.setState(Closed)
 }
@@ -453,18 +454,18 @@ func (c *Conn) retransmit(in *Input) {
 	if c.SndUna == c.SndNxt {
 		return
 	}
-	if c.backoff >= c.cfg.Retries2 {
+	if int(c.backoff) >= c.cfg.Retries2 {
 		c.giveUp()
 		return
 	}
 	c.backoff++
-	c.counts.timeouts++
+	c.counts().timeouts++
 	c.count(func(st *Stats) { st.Timeouts++ })
 	c.startUndo()
 	if c.backoff == 1 && !c.inRecov {
 		// A timeout in loss recovery does not lower ssthresh again.
 		flight := int(c.SndUna.Size(c.SndNxt))
-		c.ssthresh = c.cc.OnLoss(in.at, c.cwnd, flight)
+		c.ssthresh = c.ccOnLoss(in.at, flight)
 	}
 	c.cwnd = c.sndMSS
 	c.dupAcks = 0
@@ -491,7 +492,7 @@ func (c *Conn) probeZeroWindow(in *Input) {
 		c.output(in.at)
 		return
 	}
-	if c.probes >= c.cfg.Retries2 {
+	if int(c.probes) >= c.cfg.Retries2 {
 		c.giveUp()
 		return
 	}
@@ -515,7 +516,7 @@ func (c *Conn) keepalive(in *Input) {
 	if !c.KeepAlive {
 		return
 	}
-	if c.keepProbes >= c.cfg.KeepCount {
+	if int(c.keepProbes) >= c.cfg.KeepCount {
 		c.giveUp()
 		return
 	}

@@ -29,7 +29,7 @@ func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 	c.ackAdvance(now, a)
 	c.dupAcks = 0
 	if !c.inRecov {
-		c.cwnd = c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
+		c.cwnd = c.ccOnAck(now, acked)
 		return
 	}
 	if a.GreaterThanEq(c.recover) {
@@ -39,7 +39,7 @@ func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 	switch {
 	case c.lossAll:
 		// Loss recovery after a timeout slow-starts back up.
-		c.cwnd = c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
+		c.cwnd = c.ccOnAck(now, acked)
 	case c.sb == nil:
 		// NewReno partial ACK: the next hole is lost too. Retransmit it,
 		// deflate by what was acknowledged, add back one segment (step 4).
@@ -122,10 +122,10 @@ func (c *Conn) onDupACK(now mono.Time) {
 		}
 		c.startUndo()
 		flight := int(c.SndUna.Size(c.SndNxt))
-		c.ssthresh = c.cc.OnLoss(now, c.cwnd, flight)
+		c.ssthresh = c.ccOnLoss(now, flight)
 		c.recover, c.recoverValid = c.SndNxt, true
 		c.inRecov = true
-		c.counts.fastRecoveries++
+		c.counts().fastRecoveries++
 		c.count(func(st *Stats) { st.FastRetransmits++ })
 		if c.sackOK {
 			// RFC 6675 §5 (4.2-4.4): cwnd = ssthresh and the first hole
@@ -200,9 +200,10 @@ func (c *Conn) retransmitRange(now mono.Time, sq seq.Value, n int) int {
 		c.sb.addRtx(sq, sq.Add(seq.Size(used)), c.SndNxt)
 	}
 	if c.inRecov {
-		c.undo.retrans++
-		if c.undo.tsval == 0 && c.tsOK {
-			c.undo.tsval = c.tsVal(now) | 1 // 0 means unset
+		u := &c.extra().undo
+		u.retrans++
+		if u.tsval == 0 && c.tsOK {
+			u.tsval = c.tsVal(now) | 1 // 0 means unset
 		}
 	}
 	if c.rtoAt == mono.Never {
@@ -316,7 +317,7 @@ func (c *Conn) processSACK(s *Segment, a seq.Value) {
 		}
 		if i == 0 && (b.Right.LessThanEq(a) ||
 			len(blocks) > 1 && blocks[1].Left.LessThanEq(b.Left) && b.Right.LessThanEq(blocks[1].Right)) {
-			c.counts.dsacks++
+			c.counts().dsacks++
 			c.count(func(st *Stats) { st.DSACKsReceived++ })
 			c.onDSACK(b)
 			continue
@@ -350,7 +351,7 @@ type undoState struct {
 // of the last recovery; when all are accounted for after it ended, the
 // recovery was needless and is undone.
 func (c *Conn) onDSACK(b SACKBlock) {
-	u := &c.undo
+	u := &c.extra().undo
 	if !u.active || u.retrans == 0 || b.Left.LessThan(u.marker) || u.end.LessThan(b.Right) {
 		return
 	}
@@ -363,17 +364,21 @@ func (c *Conn) onDSACK(b SACKBlock) {
 // startUndo records the window as a recovery begins; a timeout during a
 // recovery keeps the first record.
 func (c *Conn) startUndo() {
-	if c.inRecov && c.undo.active {
+	x := c.extra()
+	if c.inRecov && x.undo.active {
 		return
 	}
-	c.undo = undoState{active: true, marker: c.SndUna, end: c.SndNxt, cwnd: c.cwnd, ssthresh: c.ssthresh}
+	x.undo = undoState{active: true, marker: c.SndUna, end: c.SndNxt, cwnd: c.cwnd, ssthresh: c.ssthresh}
 }
 
 // spurious reports whether the recovery just ended was needless: the peer
 // reported every retransmission as a duplicate, or acknowledged with the
 // timestamp of an original sent before the first retransmission.
 func (c *Conn) spurious(s *Segment) bool {
-	u := &c.undo
+	if c.x == nil {
+		return false
+	}
+	u := &c.x.undo
 	if !u.active || !c.sackOK && !c.tsOK {
 		return false
 	}
@@ -386,10 +391,11 @@ func (c *Conn) spurious(s *Segment) bool {
 
 // undoRecovery puts the window back as it was before the recovery.
 func (c *Conn) undoRecovery() {
-	c.cwnd = max(c.cwnd, c.undo.cwnd)
-	c.ssthresh = max(c.ssthresh, c.undo.ssthresh)
-	c.undo = undoState{}
-	c.counts.undos++
+	x := c.extra()
+	c.cwnd = max(c.cwnd, x.undo.cwnd)
+	c.ssthresh = max(c.ssthresh, x.undo.ssthresh)
+	x.undo = undoState{}
+	x.counts.undos++
 	c.count(func(st *Stats) { st.Undos++ })
 }
 
@@ -571,9 +577,10 @@ func (b *scoreboard) lostAbove(x seq.Value, mss int) bool {
 // block above the fourth from the sender.
 func (c *Conn) noteSACK(left, right seq.Value) {
 	// The contiguous run of queued data around the arrival.
+	q := c.ooo
 	l, r := left, right
-	for i := range c.ooo.segs {
-		sg := &c.ooo.segs[i]
+	for i := range q.segs {
+		sg := &q.segs[i]
 		sl, sr := sg.seq, sg.seq.Add(seq.Size(sg.n))
 		if sg.fin {
 			sr = sr.Add(1)
@@ -583,20 +590,20 @@ func (c *Conn) noteSACK(left, right seq.Value) {
 		}
 	}
 	blk := SACKBlock{l, r}
-	out := c.sackRecent
+	out := q.sackRecent
 	n := 0
-	c.sackRecent[n] = blk
+	q.sackRecent[n] = blk
 	n++
-	for _, x := range out[:c.nSackRecent] {
-		if n == len(c.sackRecent) {
+	for _, x := range out[:q.nSackRecent] {
+		if n == len(q.sackRecent) {
 			break
 		}
 		if x.Right.LessThan(l) || r.LessThan(x.Left) {
-			c.sackRecent[n] = x
+			q.sackRecent[n] = x
 			n++
 		}
 	}
-	c.nSackRecent = n
+	q.nSackRecent = n
 }
 
 // fillSACK puts the SACK blocks for an ACK into o: a D-SACK block first if
@@ -608,26 +615,26 @@ func (c *Conn) fillSACK(o *Options) {
 		o.SACKBlocks[n] = c.dsack
 		n++
 	}
-	if c.ooo.len() == 0 {
-		c.nSackRecent = 0
+	q := c.ooo
+	if q.len() == 0 {
 		o.NumSACK = n
 		return
 	}
 	k := 0
-	for _, x := range c.sackRecent[:c.nSackRecent] {
+	for _, x := range q.sackRecent[:q.nSackRecent] {
 		if x.Right.LessThanEq(c.RcvNxt) {
 			continue // delivered in order since
 		}
 		if x.Left.LessThan(c.RcvNxt) {
 			x.Left = c.RcvNxt
 		}
-		c.sackRecent[k] = x
+		q.sackRecent[k] = x
 		k++
 		if n < MaxSACKBlocks {
 			o.SACKBlocks[n] = x
 			n++
 		}
 	}
-	c.nSackRecent = k
+	q.nSackRecent = k
 	o.NumSACK = n
 }

@@ -107,7 +107,7 @@ func TestFigure8OldDuplicateSYNPassive(t *testing.T) {
 	if h.c.prev != SynReceived {
 		t.Fatalf("closed from %v", h.c.prev)
 	}
-	h.c = NewConn(&h.cfg, h.c.ep)
+	h.c = NewConn(&h.cfg, h.c.Endpoint())
 	h.c.SetISS(400)
 	h.c.Listen(h.now, false)
 	h.Send(S{Flags: SYN, Seq: 100, Wnd: hWnd, Opts: synOpts}) // line 6

@@ -228,7 +228,7 @@ func TestEveryCell(t *testing.T) {
 				}
 				sent = append(sent, x)
 			}
-			fmt.Fprintf(&b, "| %v | %v | %v | %s | %s | %s |\n", s, ev, h.c.state, strings.Join(sent, "; "), errName(err), errName(h.c.err))
+			fmt.Fprintf(&b, "| %v | %v | %v | %s | %s | %s |\n", s, ev, h.c.state, strings.Join(sent, "; "), errName(err), errName(h.c.closeErr()))
 		}
 	}
 	golden(t, "testdata/tcp_cell_outcomes.md", b.String())
