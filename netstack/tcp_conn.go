@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,13 +31,45 @@ type TCPConn struct {
 	c                 *tcp.Conn
 	dl                deadline
 	ln                *TCPListener // the listener it came from, until accepted
-	inSynQ, inAcceptQ bool
 	readers, writers  waitList
 	notify            func()
+	inSynQ, inAcceptQ bool
 	closed            bool // Close was called
 	linger0           bool // Close resets
 
-	readDeadline, writeDeadline deadlineTimer
+	// deadlines is made by the first Set*Deadline: most connections never
+	// have one, and a million idle ones would carry 48 bytes each for
+	// nothing. Set*Deadline may race with Read and Write, hence atomic.
+	deadlines atomic.Pointer[connDeadlines]
+}
+
+// connDeadlines are a connection's read and write deadlines.
+type connDeadlines struct{ read, write deadlineTimer }
+
+// deadlineTimers returns the connection's deadlines, making them on first
+// use.
+func (tc *TCPConn) deadlineTimers() *connDeadlines {
+	if d := tc.deadlines.Load(); d != nil {
+		return d
+	}
+	tc.deadlines.CompareAndSwap(nil, new(connDeadlines))
+	return tc.deadlines.Load()
+}
+
+// readDeadline and writeDeadline return channels closed when the deadline
+// passes; nil (never ready) when none was ever set.
+func (tc *TCPConn) readDeadline() <-chan struct{} {
+	if d := tc.deadlines.Load(); d != nil {
+		return d.read.wait()
+	}
+	return nil
+}
+
+func (tc *TCPConn) writeDeadline() <-chan struct{} {
+	if d := tc.deadlines.Load(); d != nil {
+		return d.write.wait()
+	}
+	return nil
 }
 
 // key is the connection's 4-tuple, from its TCB: the endpoint never
@@ -262,7 +295,7 @@ func (tc *TCPConn) Read(p []byte) (int, error) {
 		s.mu.Unlock()
 		select {
 		case <-ch:
-		case <-tc.readDeadline.wait():
+		case <-tc.readDeadline():
 			return 0, tc.opError("read", os.ErrDeadlineExceeded)
 		}
 	}
@@ -298,7 +331,7 @@ func (tc *TCPConn) Write(p []byte) (int, error) {
 	total := 0
 	for {
 		select {
-		case <-tc.writeDeadline.wait():
+		case <-tc.writeDeadline():
 			return total, tc.opError("write", os.ErrDeadlineExceeded)
 		default:
 		}
@@ -320,7 +353,7 @@ func (tc *TCPConn) Write(p []byte) (int, error) {
 		}
 		select {
 		case <-ch:
-		case <-tc.writeDeadline.wait():
+		case <-tc.writeDeadline():
 			return total, tc.opError("write", os.ErrDeadlineExceeded)
 		}
 	}
@@ -351,8 +384,10 @@ func (tc *TCPConn) Close() error {
 	tc.writers.wakeLocked()
 	s.endStepLocked()
 	s.mu.Unlock()
-	tc.readDeadline.stop()
-	tc.writeDeadline.stop()
+	if d := tc.deadlines.Load(); d != nil {
+		d.read.stop()
+		d.write.stop()
+	}
 	return nil
 }
 
@@ -461,16 +496,27 @@ func (tc *TCPConn) RemoteAddrPort() netip.AddrPort { return tc.c.Endpoint().Remo
 
 // SetDeadline implements net.Conn.
 func (tc *TCPConn) SetDeadline(t time.Time) error {
-	tc.readDeadline.set(t)
-	tc.writeDeadline.set(t)
-	return nil
+	_ = tc.SetReadDeadline(t)
+	return tc.SetWriteDeadline(t)
 }
 
 // SetReadDeadline implements net.Conn.
-func (tc *TCPConn) SetReadDeadline(t time.Time) error { tc.readDeadline.set(t); return nil }
+func (tc *TCPConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() && tc.deadlines.Load() == nil {
+		return nil // no deadline, as before
+	}
+	moveDeadline(tc.s, &tc.deadlineTimers().read, t, &tc.readers)
+	return nil
+}
 
 // SetWriteDeadline implements net.Conn.
-func (tc *TCPConn) SetWriteDeadline(t time.Time) error { tc.writeDeadline.set(t); return nil }
+func (tc *TCPConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() && tc.deadlines.Load() == nil {
+		return nil
+	}
+	moveDeadline(tc.s, &tc.deadlineTimers().write, t, &tc.writers)
+	return nil
+}
 
 func (tc *TCPConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: tcpAddr(tc.c.Endpoint().Local), Addr: tcpAddr(tc.c.Endpoint().Remote), Err: err}
