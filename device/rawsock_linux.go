@@ -2,13 +2,8 @@ package device
 
 import (
 	"errors"
-	"fmt"
-	"net"
-	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -36,24 +31,8 @@ import (
 // internal/testnet does, or open the socket with Config.Offloads
 // (PACKET_VNET_HDR) and read each frame's metadata (Offloader).
 type RawSocket struct {
-	name      string
-	ifindex   int
-	mtu       int
-	mac       net.HardwareAddr
-	kernelMAC net.HardwareAddr
-	batch     int
-
-	file   *os.File
-	rc     syscall.RawConn
-	closed atomic.Bool
-
-	rxDropped atomic.Uint64 // frames longer than their buffer
-	txDropped atomic.Uint64 // frames the kernel refused or lost
-
-	// With offloads (PACKET_VNET_HDR), every frame has a virtio-net header
-	// of vnet bytes in front of it; see vnet_linux.go.
-	offloads Offloads
-	vnet     int
+	fdDevice
+	ifindex int
 
 	// statsMu guards the kernel's drop count, which reading resets: Drops
 	// adds each reading to kernelDrops.
@@ -62,26 +41,12 @@ type RawSocket struct {
 	stats       unix.TpacketStats
 	kernelDrops uint64
 
-	// Read state, owned by the one ReadBatch caller (see Tun).
-	readFn func(fd uintptr) bool
-	rbufs  [][]byte
-	rsizes []int
-	roff   int
-	rn     int
-	rerr   error
-	rmeta  []VnetHdr // ReadBatchOffload's, or nil
+	// recvmmsg's and sendmmsg's, BatchSize each.
 	rmsgs  []unix.Mmsghdr
 	riovs  []unix.Iovec
 	rnames []unix.RawSockaddrLinklayer
-
-	// Write state, owned by the one WriteBatch caller.
-	writeFn func(fd uintptr) bool
-	wbufs   [][]byte
-	woff    int
-	wn      int
-	werr    error
-	wmsgs   []unix.Mmsghdr
-	wiovs   []unix.Iovec
+	wmsgs  []unix.Mmsghdr
+	wiovs  []unix.Iovec
 }
 
 // OpenRaw opens a raw packet socket on Ethernet interface name. It needs
@@ -107,7 +72,7 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 			unix.Close(fd)
 		}
 	}()
-	d := &RawSocket{name: name, batch: cfg.batchSize()}
+	d := &RawSocket{fdDevice: fdDevice{name: name, batch: cfg.batchSize()}}
 	if err := cfg.Offloads.check(); err != nil {
 		return nil, &SetupError{Kind: ErrInvalid, Name: name, Problem: "bad Config.Offloads", Err: err}
 	}
@@ -139,7 +104,7 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, mreq); err != nil {
 		return nil, rawError(name, "PACKET_ADD_MEMBERSHIP", err, 0)
 	}
-	// Linux 4.20+; older kernels loop our frames back, which readFrames
+	// Linux 4.20+; older kernels loop our frames back, which recv
 	// also recognises by their packet type.
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
 	// The default receive queue (net.core.rmem_default, about 90 full
@@ -150,10 +115,8 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rawRcvBuf)
 	}
 
-	d.file = os.NewFile(uintptr(fd), "packet:"+name)
-	ok = true
-	if d.rc, err = d.file.SyscallConn(); err != nil {
-		d.file.Close()
+	ok = true // attach owns fd now
+	if err := d.attach(fd, "packet:"+name, d); err != nil {
 		return nil, &SetupError{Name: name, Problem: "cannot poll the packet socket", Err: err}
 	}
 	d.rmsgs = make([]unix.Mmsghdr, d.batch)
@@ -170,8 +133,6 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 		w.Iov = &d.wiovs[j]
 		w.SetIovlen(1)
 	}
-	d.readFn = d.readFrames
-	d.writeFn = d.writeFrames
 	d.statsFn = d.readStats
 	return d, nil
 }
@@ -181,21 +142,6 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 const rawRcvBuf = 4 << 20
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// Name is the interface's name.
-func (d *RawSocket) Name() string { return d.name }
-
-// MTU is the interface's MTU when it was opened.
-func (d *RawSocket) MTU() int { return d.mtu }
-
-// BatchSize is Config.BatchSize, or DefaultBatchSize.
-func (d *RawSocket) BatchSize() int { return d.batch }
-
-// LinkAddr is the stack's MAC, a different address from the interface's.
-func (d *RawSocket) LinkAddr() net.HardwareAddr { return d.mac }
-
-// KernelAddr is the interface's own MAC, the kernel's address on the link.
-func (d *RawSocket) KernelAddr() net.HardwareAddr { return d.kernelMAC }
 
 // Drops reports the frames dropped: received frames longer than their buffer
 // plus those the kernel dropped because the socket's queue was full; frames
@@ -235,78 +181,7 @@ func (d *RawSocket) Close() error {
 // ReadBatch waits for a frame, then returns the frames ready, up to
 // min(len(bufs), BatchSize), read with recvmmsg(2).
 func (d *RawSocket) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, true); err != nil {
-		return 0, err
-	}
-	max := min(len(bufs), len(sizes), d.batch)
-	if max == 0 {
-		return 0, nil
-	}
-	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs[:max], sizes, offset, 0, nil
-	err := d.rc.Read(d.readFn)
-	n, rerr := d.rn, d.rerr
-	d.rbufs, d.rsizes = nil, nil
-	if err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return n, d.ioError("read", err)
-	}
-	return n, nil
-}
-
-func (d *RawSocket) readFrames(fd uintptr) bool {
-	for d.rn < len(d.rbufs) {
-		base := d.rn
-		want := len(d.rbufs) - base
-		for j := range want {
-			b := d.rbufs[base+j][d.roff-d.vnet:]
-			d.riovs[j].Base = &b[0]
-			d.riovs[j].SetLen(len(b))
-			d.rmsgs[j].Hdr.Namelen = unix.SizeofSockaddrLinklayer
-			d.rmsgs[j].Hdr.Flags = 0
-		}
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&d.rmsgs[0])), uintptr(want), 0, 0, 0)
-		switch errno {
-		case 0:
-		case unix.EAGAIN:
-			return d.rn > 0
-		case unix.EINTR:
-			continue
-		default:
-			d.rerr = errno
-			return true
-		}
-		for j := range int(r) {
-			m := &d.rmsgs[j]
-			if d.rnames[j].Pkttype == unix.PACKET_OUTGOING {
-				continue // our own, on a kernel without PACKET_IGNORE_OUTGOING
-			}
-			size := int(m.Len)
-			if m.Hdr.Flags&unix.MSG_TRUNC != 0 ||
-				d.vnet != 0 && !takeVnet(d.rbufs[base+j][d.roff-d.vnet:d.roff-d.vnet+size], d.rmeta, d.rn) {
-				d.rxDropped.Add(1)
-				continue
-			}
-			size -= d.vnet
-			if base+j != d.rn {
-				// An earlier frame of this call was skipped: move this one
-				// down so frames stay contiguous. Rare (drops only).
-				dst := d.rbufs[d.rn][d.roff:]
-				if len(dst) < size {
-					d.rxDropped.Add(1)
-					continue
-				}
-				copy(dst, d.rbufs[base+j][d.roff:d.roff+size])
-			}
-			d.rsizes[d.rn] = size
-			d.rn++
-		}
-		if d.rn > 0 {
-			return true
-		}
-	}
-	return true
+	return d.readBatch(bufs, sizes, offset)
 }
 
 // WriteBatch sends the frames with sendmmsg(2), BatchSize per call. A frame
@@ -314,77 +189,54 @@ func (d *RawSocket) readFrames(fd uintptr) bool {
 // dropped and counted and the batch goes on; n counts frames taken, sent or
 // dropped. On another error, bufs[n:] were not taken.
 func (d *RawSocket) WriteBatch(bufs [][]byte, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, false); err != nil {
-		return 0, err
-	}
-	if len(bufs) == 0 {
-		return 0, nil
-	}
-	if d.vnet != 0 {
-		clearVnet(bufs, offset)
-	}
-	return d.write(bufs, offset)
+	return d.writeBatch(bufs, offset)
 }
 
-// write sends frames whose virtio-net headers, if any, are in place.
-func (d *RawSocket) write(bufs [][]byte, offset int) (int, error) {
-	if len(bufs) == 0 {
-		return 0, nil
+// recv reads the frames ready with one recvmmsg; the batch ends with the
+// first call that returns one.
+func (d *RawSocket) recv(fd uintptr) (bool, unix.Errno) {
+	base := d.rn
+	want := len(d.rbufs) - base
+	for j := range want {
+		b := d.rbufs[base+j][d.roff-d.vnet:]
+		d.riovs[j].Base = &b[0]
+		d.riovs[j].SetLen(len(b))
+		d.rmsgs[j].Hdr.Namelen = unix.SizeofSockaddrLinklayer
+		d.rmsgs[j].Hdr.Flags = 0
 	}
-	d.wbufs, d.woff, d.wn, d.werr = bufs, offset, 0, nil
-	err := d.rc.Write(d.writeFn)
-	n, werr := d.wn, d.werr
-	d.wbufs = nil
-	if err == nil {
-		err = werr
+	r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&d.rmsgs[0])), uintptr(want), 0, 0, 0)
+	if errno != 0 {
+		return false, errno
 	}
-	if err != nil {
-		return n, d.ioError("write", err)
+	for j := range int(r) {
+		if d.rnames[j].Pkttype == unix.PACKET_OUTGOING {
+			continue // our own, on a kernel without PACKET_IGNORE_OUTGOING
+		}
+		m := &d.rmsgs[j]
+		d.take(base+j, int(m.Len), m.Hdr.Flags&unix.MSG_TRUNC != 0)
 	}
-	return n, nil
+	return d.rn == 0, 0
 }
 
-func (d *RawSocket) writeFrames(fd uintptr) bool {
-	for d.wn < len(d.wbufs) {
-		k := 0
-		for k < d.batch && d.wn+k < len(d.wbufs) {
-			b := d.wbufs[d.wn+k][d.woff-d.vnet:]
-			if len(b) == d.vnet {
-				break
-			}
-			d.wiovs[k].Base = &b[0]
-			d.wiovs[k].SetLen(len(b))
-			k++
+// send sends the frames up to the first empty one, at most BatchSize.
+func (d *RawSocket) send(fd uintptr) (int, unix.Errno) {
+	k := 0
+	for k < d.batch && d.wn+k < len(d.wbufs) {
+		b := d.wbufs[d.wn+k][d.woff-d.vnet:]
+		if len(b) == d.vnet {
+			break // for writeFrames to drop
 		}
-		if k == 0 { // an empty frame
-			d.txDropped.Add(1)
-			d.wn++
-			continue
-		}
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&d.wmsgs[0])), uintptr(k), 0, 0, 0)
-		switch errno {
-		case 0:
-			d.wn += int(r)
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-		case unix.EMSGSIZE, unix.EINVAL, unix.ENETDOWN, unix.ENOBUFS:
-			// sendmmsg reports an error only for the first frame: drop it.
-			d.txDropped.Add(1)
-			d.wn++
-		default:
-			d.werr = errno
-			return true
-		}
+		d.wiovs[k].Base = &b[0]
+		d.wiovs[k].SetLen(len(b))
+		k++
 	}
-	return true
+	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&d.wmsgs[0])), uintptr(k), 0, 0, 0)
+	return int(r), errno
 }
 
-func (d *RawSocket) ioError(op string, err error) error {
-	if d.closed.Load() {
-		return fmt.Errorf("device %s: %s: %w", d.name, op, net.ErrClosed)
-	}
-	return fmt.Errorf("device %s: %s: %w", d.name, op, err)
+// sendDrops: sendmmsg reports an error only for the first frame.
+func (d *RawSocket) sendDrops(errno unix.Errno) bool {
+	return errno == unix.EMSGSIZE || errno == unix.EINVAL || errno == unix.ENETDOWN || errno == unix.ENOBUFS
 }
 
 // rawError explains a failed step of OpenRaw; hatype is the interface's ARP

@@ -2,12 +2,7 @@ package device
 
 import (
 	"errors"
-	"fmt"
-	"net"
-	"os"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -29,45 +24,13 @@ import (
 // partial checksums (TUNSETOFFLOAD); see Offloader. Closing clears the
 // interface's offloads, and so does opening without them.
 type Tun struct {
-	name      string
-	l3        bool
-	created   bool
-	mtu       int
-	mac       net.HardwareAddr // the stack's; nil for TUN
-	kernelMAC net.HardwareAddr // the kernel side's; nil for TUN
-	batch     int
+	fdDevice
+	l3      bool
+	created bool
 
-	file   *os.File
-	rc     syscall.RawConn
-	closed atomic.Bool
-
-	rxDropped atomic.Uint64 // frames longer than the buffer given
-	txDropped atomic.Uint64 // frames the kernel refused (EINVAL, EMSGSIZE, EIO)
-
-	// With offloads (Config.Offloads), every frame has a virtio-net header
-	// of vnet bytes in front of it; see vnet_linux.go.
-	offloads Offloads
-	vnet     int
-
-	// Read state: used by the one ReadBatch caller at a time, kept here so
-	// that the callback handed to the poller is a method value made once
-	// (a closure per call would allocate).
-	readFn   func(fd uintptr) bool
-	rbufs    [][]byte
-	rsizes   []int
-	roff     int
-	rn       int
-	rerr     error
-	rmeta    []VnetHdr // ReadBatchOffload's, or nil
+	// readv's vectors: the frame's buffer and one byte past it.
 	iov      [2]unix.Iovec
 	overflow [1]byte
-
-	// Write state, likewise owned by the one WriteBatch caller.
-	writeFn func(fd uintptr) bool
-	wbufs   [][]byte
-	woff    int
-	wn      int
-	werr    error
 }
 
 // OpenTAP attaches to TAP interface name, creating a transient one when it
@@ -129,7 +92,7 @@ func openTun(name string, l3 bool, cfg Config) (*Tun, error) {
 		return nil, tunSetIFFError(name, l3, err, probeTun(name, err))
 	}
 
-	d := &Tun{name: name, l3: l3, created: !existed, batch: cfg.batchSize()}
+	d := &Tun{fdDevice: fdDevice{name: name, batch: cfg.batchSize()}, l3: l3, created: !existed}
 	if err := d.setOffloads(fd, cfg.Offloads); err != nil {
 		return nil, err
 	}
@@ -154,36 +117,16 @@ func openTun(name string, l3 bool, cfg Config) (*Tun, error) {
 		}
 	}
 
-	d.file = os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
-	ok = true // d.file owns fd now
-	if d.rc, err = d.file.SyscallConn(); err != nil {
-		d.file.Close()
+	ok = true // attach owns fd now
+	if err := d.attach(fd, "/dev/net/tun:"+name, d); err != nil {
 		return nil, &SetupError{Name: name, Problem: "cannot poll the TUN/TAP file", Err: err}
 	}
-	d.readFn = d.readFrames
-	d.writeFn = d.writeFrames
 	return d, nil
 }
-
-// Name is the interface's name.
-func (d *Tun) Name() string { return d.name }
 
 // Created reports whether opening created the interface: a transient one,
 // which the kernel deletes when it is closed.
 func (d *Tun) Created() bool { return d.created }
-
-// MTU is the interface's MTU when it was opened.
-func (d *Tun) MTU() int { return d.mtu }
-
-// BatchSize is Config.BatchSize, or DefaultBatchSize.
-func (d *Tun) BatchSize() int { return d.batch }
-
-// LinkAddr is the stack's MAC (nil for TUN), a different address from the
-// kernel side's.
-func (d *Tun) LinkAddr() net.HardwareAddr { return d.mac }
-
-// KernelAddr is the MAC of the kernel side of a TAP (nil for TUN).
-func (d *Tun) KernelAddr() net.HardwareAddr { return d.kernelMAC }
 
 // Drops reports the frames dropped by the device: received frames longer
 // than the buffer given for them, and frames the kernel refused to send.
@@ -203,55 +146,7 @@ func (d *Tun) Close() error {
 // ReadBatch reads one frame per read(2): it waits for the first, then takes
 // whatever more is ready without waiting, up to min(len(bufs), BatchSize).
 func (d *Tun) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, true); err != nil {
-		return 0, err
-	}
-	max := min(len(bufs), len(sizes), d.batch)
-	if max == 0 {
-		return 0, nil
-	}
-	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs[:max], sizes, offset, 0, nil
-	err := d.rc.Read(d.readFn)
-	n, rerr := d.rn, d.rerr
-	d.rbufs, d.rsizes = nil, nil
-	if err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return n, d.ioError("read", err)
-	}
-	return n, nil
-}
-
-// readFrames is the poller callback: false means "nothing yet, wait".
-func (d *Tun) readFrames(fd uintptr) bool {
-	for d.rn < len(d.rbufs) {
-		b := d.rbufs[d.rn][d.roff-d.vnet:]
-		// A second one-byte vector catches a frame too long for b: the
-		// kernel would otherwise cut it silently.
-		d.iov[0].Base = &b[0]
-		d.iov[0].SetLen(len(b))
-		d.iov[1].Base = &d.overflow[0]
-		d.iov[1].SetLen(1)
-		r, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&d.iov[0])), 2)
-		switch errno {
-		case 0:
-		case unix.EAGAIN:
-			return d.rn > 0
-		case unix.EINTR:
-			continue
-		default:
-			d.rerr = errno
-			return true
-		}
-		if int(r) > len(b) || d.vnet != 0 && !d.rxVnet(b[:r]) {
-			d.rxDropped.Add(1)
-			continue
-		}
-		d.rsizes[d.rn] = int(r) - d.vnet
-		d.rn++
-	}
-	return true
+	return d.readBatch(bufs, sizes, offset)
 }
 
 // WriteBatch writes each frame with one write(2). A frame the kernel refuses
@@ -259,71 +154,36 @@ func (d *Tun) readFrames(fd uintptr) bool {
 // and the batch goes on; n counts frames taken, sent or dropped. On another error,
 // bufs[n:] were not taken.
 func (d *Tun) WriteBatch(bufs [][]byte, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, false); err != nil {
-		return 0, err
-	}
-	if len(bufs) == 0 {
-		return 0, nil
-	}
-	if d.vnet != 0 {
-		clearVnet(bufs, offset)
-	}
-	return d.write(bufs, offset)
+	return d.writeBatch(bufs, offset)
 }
 
-// write writes frames whose virtio-net headers, if any, are in place.
-func (d *Tun) write(bufs [][]byte, offset int) (int, error) {
-	if len(bufs) == 0 {
-		return 0, nil
+// recv reads one frame.
+func (d *Tun) recv(fd uintptr) (bool, unix.Errno) {
+	b := d.rbufs[d.rn][d.roff-d.vnet:]
+	// A second one-byte vector catches a frame too long for b: the kernel
+	// would otherwise cut it silently.
+	d.iov[0].Base = &b[0]
+	d.iov[0].SetLen(len(b))
+	d.iov[1].Base = &d.overflow[0]
+	d.iov[1].SetLen(1)
+	r, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&d.iov[0])), 2)
+	if errno == 0 {
+		d.take(d.rn, int(r), int(r) > len(b))
 	}
-	d.wbufs, d.woff, d.wn, d.werr = bufs, offset, 0, nil
-	err := d.rc.Write(d.writeFn)
-	n, werr := d.wn, d.werr
-	d.wbufs = nil
-	if err == nil {
-		err = werr
-	}
-	if err != nil {
-		return n, d.ioError("write", err)
-	}
-	return n, nil
+	return true, errno
 }
 
-func (d *Tun) writeFrames(fd uintptr) bool {
-	for d.wn < len(d.wbufs) {
-		b := d.wbufs[d.wn][d.woff-d.vnet:]
-		if len(b) == d.vnet {
-			d.txDropped.Add(1)
-			d.wn++
-			continue
-		}
-		_, _, errno := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch errno {
-		case 0:
-			d.wn++
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-		case unix.EINVAL, unix.EMSGSIZE, unix.EIO:
-			// EIO: the kernel side is down, the frame is lost as on an
-			// unplugged cable.
-			d.txDropped.Add(1)
-			d.wn++
-		default:
-			d.werr = errno
-			return true
-		}
-	}
-	return true
+// send writes one frame.
+func (d *Tun) send(fd uintptr) (int, unix.Errno) {
+	b := d.wbufs[d.wn][d.woff-d.vnet:]
+	_, _, errno := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return 1, errno
 }
 
-// ioError wraps an error from an open device; after Close it wraps
-// net.ErrClosed whatever the poller said.
-func (d *Tun) ioError(op string, err error) error {
-	if d.closed.Load() {
-		return fmt.Errorf("device %s: %s: %w", d.name, op, net.ErrClosed)
-	}
-	return fmt.Errorf("device %s: %s: %w", d.name, op, err)
+// sendDrops: EIO means the kernel side is down, the frame is lost as on an
+// unplugged cable.
+func (d *Tun) sendDrops(errno unix.Errno) bool {
+	return errno == unix.EINVAL || errno == unix.EMSGSIZE || errno == unix.EIO
 }
 
 // tunFacts is what is learnt about an interface after TUNSETIFF failed, to

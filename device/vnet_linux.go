@@ -59,44 +59,6 @@ func (d *Tun) resetOffloads() {
 // Offloads is Config.Offloads, or zero.
 func (d *Tun) Offloads() Offloads { return d.offloads }
 
-// ReadBatchOffload is ReadBatch that also fills meta[i] with frame i's
-// metadata (see Offloader); at most len(meta) frames are read.
-func (d *Tun) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
-	bufs = bufs[:min(len(bufs), len(meta))]
-	if d.vnet == 0 {
-		n, err := d.ReadBatch(bufs, sizes, offset)
-		clear(meta[:n])
-		return n, err
-	}
-	d.rmeta = meta
-	n, err := d.ReadBatch(bufs, sizes, offset)
-	d.rmeta = nil
-	return n, err
-}
-
-// WriteBatchOffload is WriteBatch with meta[i] written in front of frame i
-// (see Offloader).
-func (d *Tun) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, false); err != nil {
-		return 0, err
-	}
-	if err := checkMeta(bufs, meta, offset, d.offloads); err != nil {
-		return 0, err
-	}
-	if d.vnet != 0 {
-		encodeVnet(bufs, meta, offset)
-	}
-	return d.write(bufs, offset)
-}
-
-// rxVnet handles the header in front of a frame just read (b is header
-// and frame): ReadBatchOffload keeps it; plain ReadBatch completes a
-// partial checksum. It reports false for a header that does not fit the
-// frame, which is then dropped.
-func (d *Tun) rxVnet(b []byte) bool {
-	return takeVnet(b, d.rmeta, d.rn)
-}
-
 // Offloads is OffloadAll when the socket was opened with offloads, zero
 // otherwise: what a packet socket receives is up to the interface and its
 // peer, and it accepts every kind of metadata to send.
@@ -117,22 +79,22 @@ func (d *RawSocket) setOffloads(fd int, o Offloads) error {
 
 // ReadBatchOffload is ReadBatch that also fills meta[i] with frame i's
 // metadata (see Offloader); at most len(meta) frames are read.
-func (d *RawSocket) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
+func (d *fdDevice) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, offset int) (int, error) {
 	bufs = bufs[:min(len(bufs), len(meta))]
 	if d.vnet == 0 {
-		n, err := d.ReadBatch(bufs, sizes, offset)
+		n, err := d.readBatch(bufs, sizes, offset)
 		clear(meta[:n])
 		return n, err
 	}
 	d.rmeta = meta
-	n, err := d.ReadBatch(bufs, sizes, offset)
+	n, err := d.readBatch(bufs, sizes, offset)
 	d.rmeta = nil
 	return n, err
 }
 
 // WriteBatchOffload is WriteBatch with meta[i] written in front of frame i
 // (see Offloader).
-func (d *RawSocket) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
+func (d *fdDevice) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
 	if err := checkBatch(bufs, offset, false); err != nil {
 		return 0, err
 	}
