@@ -218,10 +218,9 @@ type Conn struct {
 	sb  *scoreboard       // SACK and retransmission state; nil while nothing is outstanding
 	cc  CongestionControl // nil: NewReno, kept in renoAcc
 
-	snd                  sendBuffer
-	rcv                  recvBuffer
-	sndBufMax, rcvBufMax int    // bounds of snd and rcv
-	bytesAcked           uint64 // data bytes the peer has acknowledged
+	snd        sendBuffer
+	rcv        recvBuffer
+	bytesAcked uint64 // data bytes the peer has acknowledged
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar, rto time.Duration
@@ -231,7 +230,6 @@ type Conn struct {
 	ssthresh int
 	renoAcc  int // NewReno's bytes acknowledged toward the next increase
 	sndMSS   int // largest payload we send (options excluded)
-	rcvMSS   int // what we advertised
 
 	keepIdle   time.Duration
 	tsRecentAt mono.Time
@@ -263,6 +261,10 @@ type Conn struct {
 	rtoTS    uint32    // our timestamp clock at the last timeout
 	rttSeq   seq.Value // the segment being timed ends here
 	recover  seq.Value // RFC 6582's recover
+
+	// Bounds of snd and rcv: a ring holds at most 2 GiB, as Linux's
+	// sk_sndbuf and sk_rcvbuf are ints.
+	sndBufMax, rcvBufMax int32
 
 	backoff    int32 // consecutive timeouts
 	dupAcks    int32
@@ -350,9 +352,8 @@ func (c *Conn) Reset(cfg *Config, ep Endpoint) {
 	}
 	c.rto = cfg.RTOInitial
 	c.keepIdle = cfg.KeepIdle
-	c.sndBufMax, c.rcvBufMax = cfg.SendBufferMax, cfg.ReceiveBufferMax
+	c.sndBufMax, c.rcvBufMax = clamp32(cfg.SendBufferMax), clamp32(cfg.ReceiveBufferMax)
 	c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
-	c.rcvMSS = int(c.ep.mss)
 	c.sndMSS = min(defaultMSS, int(c.ep.mss))
 	// The timestamp offset is a keyed hash of the tuple, as Linux's: a
 	// SYN-cookie connection rebuilt later must use the same one.
@@ -528,7 +529,7 @@ func (c *Conn) WriteSpace() int {
 	if c.finQueued {
 		return 0
 	}
-	return max(c.sndBufMax-c.snd.Len(), 0)
+	return max(int(c.sndBufMax)-c.snd.Len(), 0)
 }
 
 // Unacked returns the bytes queued but not yet acknowledged by the peer.
@@ -544,7 +545,7 @@ func (c *Conn) BytesAcked() uint64 { return c.bytesAcked }
 // chooses the window scale only if set before the SYN is sent.
 func (c *Conn) SetBufferSizes(snd, rcv int) {
 	if snd > 0 {
-		c.sndBufMax = max(snd, c.snd.Len(), 2048)
+		c.sndBufMax = clamp32(max(snd, c.snd.Len(), 2048))
 	}
 	if rcv > 0 {
 		// Never below what is buffered plus the window already offered:
@@ -554,12 +555,12 @@ func (c *Conn) SetBufferSizes(snd, rcv int) {
 		if c.rcvAdv.GreaterThan(c.RcvNxt) {
 			held += int(c.RcvNxt.Size(c.rcvAdv))
 		}
-		c.rcvBufMax = max(rcv, held, 2048)
+		c.rcvBufMax = clamp32(max(rcv, held, 2048))
 	}
 }
 
 // BufferSizes returns the send and receive buffer bounds.
-func (c *Conn) BufferSizes() (snd, rcv int) { return c.sndBufMax, c.rcvBufMax }
+func (c *Conn) BufferSizes() (snd, rcv int) { return int(c.sndBufMax), int(c.rcvBufMax) }
 
 // SoftError reports an ICMP error about the connection's segments
 // (RFC 1122 §4.2.3.9). During the handshake it ends the connection with
@@ -630,7 +631,7 @@ func (c *Conn) Info() Info {
 		n = c.x.counts
 	}
 	return Info{
-		State: c.state, SndMSS: c.sndMSS, RcvMSS: c.rcvMSS,
+		State: c.state, SndMSS: c.sndMSS, RcvMSS: c.rcvMSS(),
 		SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		Cwnd: c.cwnd, Ssthresh: c.ssthresh, InRecovery: c.inRecov, Backoff: int(c.backoff),
 		InFlight: int(c.SndUna.Size(c.SndNxt)), SndWnd: int(c.SndWnd), RcvWnd: int(c.RcvWnd),
@@ -712,7 +713,7 @@ func (c *Conn) queueSend(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, c.sndBufMax)
+	in.n = c.snd.write(in.buf, int(c.sndBufMax))
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 	}
@@ -724,7 +725,7 @@ func (c *Conn) send(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, c.sndBufMax)
+	in.n = c.snd.write(in.buf, int(c.sndBufMax))
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 		return

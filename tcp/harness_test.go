@@ -233,11 +233,11 @@ func (c *Conn) invariants() error {
 		return fmt.Errorf("next to send %d before SND.UNA %d", c.sndCur, c.SndUna)
 	case c.sndCur.GreaterThan(c.SndNxt):
 		return fmt.Errorf("next to send %d after SND.NXT %d", c.sndCur, c.SndNxt)
-	case c.snd.Len() > c.sndBufMax:
+	case c.snd.Len() > int(c.sndBufMax):
 		return fmt.Errorf("send buffer %d over its bound", c.snd.Len())
-	case c.rcv.Len() > c.rcvBufMax:
+	case c.rcv.Len() > int(c.rcvBufMax):
 		return fmt.Errorf("receive buffer %d over its bound", c.rcv.Len())
-	case c.ooo.len() > c.cfg.OOOSegmentsMax || c.ooo.size() > c.rcvBufMax:
+	case c.ooo.len() > c.cfg.OOOSegmentsMax || c.ooo.size() > int(c.rcvBufMax):
 		return fmt.Errorf("out-of-order queue %d segments %d bytes over its bounds", c.ooo.len(), c.ooo.size())
 	case c.ooo != nil && c.ooo.len() == 0:
 		return fmt.Errorf("an empty out-of-order queue not given back")

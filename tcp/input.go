@@ -362,7 +362,7 @@ func (c *Conn) processText(in *Input) bool {
 	}
 	in.finOK = fin
 	if at != c.RcvNxt {
-		if c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, c.rcvBufMax) {
+		if c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, int(c.rcvBufMax)) {
 			c.noteSACK(at, at.Add(seq.Size(len(p))))
 			c.count(func(st *Stats) { st.OutOfOrder++ })
 		} else {
@@ -378,7 +378,7 @@ func (c *Conn) processText(in *Input) bool {
 	if len(p) > 0 {
 		// The window keeps the buffer from overflowing; should it not,
 		// what does not fit is not acknowledged and comes again.
-		n := c.rcv.write(p, c.rcvBufMax)
+		n := c.rcv.write(p, int(c.rcvBufMax))
 		if n < len(p) {
 			in.finOK = false
 		}
@@ -395,7 +395,7 @@ func (c *Conn) processText(in *Input) bool {
 	c.rcvAdvanced()
 	c.ackPending = true
 	switch {
-	case int(c.rcvUnacked) >= 2*c.rcvMSS:
+	case int(c.rcvUnacked) >= 2*c.rcvMSS():
 		c.ackNow = true // at least every second full-sized segment
 	case c.quickAcks > 0:
 		c.quickAcks--
@@ -424,7 +424,7 @@ func (c *Conn) pullOOOSegs() (fin bool) {
 		}
 		if end.GreaterThan(c.RcvNxt) {
 			d := (*o.b)[int(o.seq.Size(c.RcvNxt)):o.n]
-			n := c.rcv.write(d, c.rcvBufMax)
+			n := c.rcv.write(d, int(c.rcvBufMax))
 			c.RcvNxt = c.RcvNxt.Add(seq.Size(n))
 			c.rcvUnacked += int32(n)
 			c.ev |= EventReadable

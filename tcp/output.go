@@ -47,7 +47,6 @@ func (c *Conn) negotiate(o *Options, _ bool) {
 	if c.tsOK {
 		c.TSRecent = o.TSVal
 		c.sndMSS -= 12 // the option rides on every segment
-		c.rcvMSS = int(c.ep.mss) - 12
 	}
 	c.newCC()
 }
@@ -80,7 +79,11 @@ func (c *Conn) initRecvOnSYN(now mono.Time, s *Segment) {
 const quickAcksInitial = 16
 
 // rcvSpace is the receive buffer room left.
-func (c *Conn) rcvSpace() int { return max(c.rcvBufMax-c.rcv.Len(), 0) }
+func (c *Conn) rcvSpace() int { return max(int(c.rcvBufMax)-c.rcv.Len(), 0) }
+
+// rcvMSS is the largest segment we advertised less the timestamp option
+// every segment carries if they were negotiated.
+func (c *Conn) rcvMSS() int { return int(c.ep.mss) - c.tsOverhead() }
 
 // updateWindow recomputes the right edge we advertise and returns the
 // Window field. The edge never moves left; it moves right only by at least
@@ -89,8 +92,8 @@ func (c *Conn) rcvSpace() int { return max(c.rcvBufMax-c.rcv.Len(), 0) }
 func (c *Conn) updateWindow(syn bool) uint16 {
 	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
 	if right.GreaterThan(c.rcvAdv) {
-		step := min(c.rcvBufMax/2, c.rcvMSS)
-		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS || c.rcvSpace() == c.rcvBufMax {
+		step := min(int(c.rcvBufMax)/2, c.rcvMSS())
+		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS() || c.rcvSpace() == int(c.rcvBufMax) {
 			c.rcvAdv = right
 		}
 	}
@@ -130,7 +133,7 @@ func (c *Conn) windowUpdate(now mono.Time) {
 	}
 	left := int(c.RcvNxt.Size(c.rcvAdv)) // what the peer may still send
 	grow := int(c.rcvAdv.Size(right))
-	if left == 0 || 2*left <= c.rcvBufMax && grow >= left && grow >= 2*c.rcvMSS {
+	if left == 0 || 2*left <= int(c.rcvBufMax) && grow >= left && grow >= 2*c.rcvMSS() {
 		c.ackNow = true
 		c.flushACK(now)
 	}

@@ -9,12 +9,30 @@ import (
 )
 
 // The TCB's size is part of the idle-connection budget (a million
-// connection pairs in under 2 GiB): 480 bytes is a Go size class, and the
-// allocator rounds anything larger up to 512 bytes or, past 512, adds a
-// header. What only some connections need belongs in a side structure.
+// connection pairs in under 2 GiB): 448 bytes is a Go size class, and the
+// allocator rounds anything larger up to the next (480, 512) or, past 512,
+// adds a header. What only some connections need belongs in a side
+// structure.
 func TestConnSize(t *testing.T) {
-	if n := unsafe.Sizeof(Conn{}); n > 480 {
-		t.Fatalf("Conn is %d bytes, over its 480-byte budget", n)
+	if n := unsafe.Sizeof(Conn{}); n > 448 {
+		t.Fatalf("Conn is %d bytes, over its 448-byte budget", n)
+	}
+}
+
+// Buffer bounds stop at 2 GiB - 1, what a ring can hold (Linux's socket
+// buffer sizes are ints too).
+func TestBufferBoundsClamped(t *testing.T) {
+	h := newHarness(t, func(cfg *Config) { cfg.SendBufferMax, cfg.ReceiveBufferMax = 1<<40, 1<<40 })
+	if snd, rcv := h.c.BufferSizes(); snd != 1<<31-1 || rcv != 1<<31-1 {
+		t.Fatalf("from the Config: %d, %d", snd, rcv)
+	}
+	h.c.SetBufferSizes(1<<35, 1<<33)
+	if snd, rcv := h.c.BufferSizes(); snd != 1<<31-1 || rcv != 1<<31-1 {
+		t.Fatalf("set: %d, %d", snd, rcv)
+	}
+	h.c.SetBufferSizes(100_000, 200_000)
+	if snd, rcv := h.c.BufferSizes(); snd != 100_000 || rcv != 200_000 {
+		t.Fatalf("set: %d, %d", snd, rcv)
 	}
 }
 
