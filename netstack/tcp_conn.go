@@ -35,6 +35,7 @@ type TCPConn struct {
 	notify            func()
 	inSynQ, inAcceptQ bool
 	closed            bool // Close was called
+	ackHeld           bool // on s.tcp.ackHeld
 	linger0           bool // Close resets
 
 	// deadlines is made by the first Set*Deadline: most connections never

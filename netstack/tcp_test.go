@@ -214,3 +214,45 @@ func TestTCPSYNCookiesWhenQueueFull(t *testing.T) {
 		t.Fatalf("accepted %d; cookies sent %d accepted %d", accepted, st.CookiesSent, st.CookiesAccepted)
 	}
 }
+
+// Frames that arrive together (one Receive, one device read) are
+// acknowledged once at the end of the batch; the same frames one at a time
+// get an ACK for every second segment.
+func TestOneACKPerReceiveBatch(t *testing.T) {
+	for _, batched := range []bool{true, false} {
+		n := newTestNet(t)
+		a, b, _, nb := n.pair(1500)
+		client, _ := n.tcpPair(a, b, 80)
+		// Open the congestion window so ten segments go at once.
+		for i := 0; i < 4; i++ {
+			if _, err := client.TryWrite(make([]byte, 10*1448)); err != nil {
+				t.Fatal(err)
+			}
+			n.runUntil(n.now.Add(time.Second), a, b)
+		}
+		n.pending = nil
+		if _, err := client.TryWrite(make([]byte, 10*1448)); err != nil {
+			t.Fatal(err)
+		}
+		frames := make([][]byte, 0, len(n.pending))
+		for _, f := range n.pending {
+			frames = append(frames, f.data)
+		}
+		n.pending = nil
+		if len(frames) != 10 {
+			t.Fatalf("%d frames in flight, want 10", len(frames))
+		}
+		sentBefore := len(n.sent)
+		if batched {
+			b.Receive(n.now, nb, frames)
+		} else {
+			for _, f := range frames {
+				b.Receive(n.now, nb, [][]byte{f})
+			}
+		}
+		acks := len(n.sent) - sentBefore
+		if want := map[bool]int{true: 1, false: 5}[batched]; acks != want {
+			t.Errorf("batched %v: %d ACKs for 10 segments, want %d", batched, acks, want)
+		}
+	}
+}

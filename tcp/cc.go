@@ -35,9 +35,15 @@ func NewNewReno(mss int) CongestionControl { return &NewReno{mss: mss} }
 
 func (r *NewReno) Name() string { return "reno" }
 
+// slowStart grows cwnd by every byte acknowledged, up to ssthresh, as
+// Linux's tcp_slow_start: not by at most two segments per ACK (RFC 3465's
+// L), which would hold back a sender whose peer acknowledges a batch of
+// segments at once (stretch ACKs, as after GRO or InputBatched).
+func slowStart(cwnd, ssthresh, acked int) int { return min(cwnd+acked, ssthresh) }
+
 func (r *NewReno) OnAck(_ mono.Time, cwnd, ssthresh, acked int, _ time.Duration) int {
 	if cwnd < ssthresh {
-		return cwnd + min(acked, 2*r.mss)
+		return slowStart(cwnd, ssthresh, acked)
 	}
 	r.acc += acked
 	if r.acc >= cwnd {

@@ -163,6 +163,7 @@ type Input struct {
 	at    mono.Time
 	seg   *Segment
 	finOK bool   // the segment's FIN is in order and inside the window
+	batch bool   // the segment is one of a batch the owner acknowledges at its end
 	buf   []byte // SEND / RECEIVE
 	n     int
 	err   error
@@ -491,6 +492,34 @@ func (c *Conn) Input(now mono.Time, s *Segment) {
 	}
 	c.run(Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN})
 }
+
+// InputBatched is Input for a segment that arrived with others in one
+// device read. An ACK owed only because two full-sized segments have come
+// in order is held, up to ackHoldMax bytes, for FlushACK, which the owner
+// calls once the batch is through: a batch is acknowledged once, as Linux
+// acknowledges what GRO merged. Every other ACK (a duplicate ACK, a hole
+// filled, quick ACKs, a window update) goes as with Input.
+func (c *Conn) InputBatched(now mono.Time, s *Segment) {
+	ev, ok := Classify(s.Flags)
+	if !ok {
+		c.count(func(st *Stats) { st.BadFlags++ })
+		return
+	}
+	c.run(Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN, batch: true})
+}
+
+// FlushACK sends the ACK that InputBatched held, if the data since the last
+// ACK still calls for one.
+func (c *Conn) FlushACK(now mono.Time) {
+	if c.state.synchronized() && c.ackPending && int(c.rcvUnacked) >= 2*c.rcvMSS() {
+		c.ackNow = true
+		c.flushACK(now)
+	}
+}
+
+// ackHoldMax bounds the data a batch may leave unacknowledged: four
+// GRO-merged 64 KiB frames.
+const ackHoldMax = 256 << 10
 
 // OnTimer runs every timer due at or before now.
 func (c *Conn) OnTimer(now mono.Time) {

@@ -63,7 +63,7 @@ func (q *Cubic) OnLoss(_ mono.Time, cwnd, _ int) int {
 
 func (q *Cubic) OnAck(now mono.Time, cwnd, ssthresh, acked int, srtt time.Duration) int {
 	if cwnd < ssthresh {
-		return cwnd + min(acked, 2*q.mss)
+		return slowStart(cwnd, ssthresh, acked)
 	}
 	if !q.inEpoch {
 		q.inEpoch, q.epoch = true, now

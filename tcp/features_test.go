@@ -429,3 +429,48 @@ func TestWindowUpdateOnlyWhenItDoubles(t *testing.T) {
 		t.Fatalf("after reading everything %v, want one ACK with a window of at least %d", got, 2*left)
 	}
 }
+
+// Segments fed as one batch (InputBatched) are acknowledged once, at
+// FlushACK, not at every second segment; a segment out of order is still
+// answered at once (the sender counts duplicate ACKs), and a batch never
+// leaves more than ackHoldMax unacknowledged.
+func TestBatchedInputACKsOnce(t *testing.T) {
+	h := established(t, func(c *Config) { c.ReceiveBufferMax = 1 << 20 })
+	batch := func(off, n int) {
+		for i := range n {
+			at := uint32(off + i*1460)
+			seg := Segment{Seq: seqv(301 + at), Ack: 101, Flags: ACK, Window: hWnd, Payload: payload(1460)}
+			h.c.InputBatched(h.now, &seg)
+		}
+	}
+	batch(0, 10)
+	h.ExpectNothing()
+	h.c.FlushACK(h.now)
+	if got := h.Took(); len(got) != 1 || got[0].Ack != 301+10*1460 {
+		t.Fatalf("after the batch: %v, want one ACK of all ten segments", got)
+	}
+	// Nothing owed: FlushACK sends nothing.
+	h.c.FlushACK(h.now)
+	h.ExpectNothing()
+
+	// A segment beyond a hole is answered at once, batch or not.
+	seg := Segment{Seq: seqv(301 + 12*1460), Ack: 101, Flags: ACK, Window: hWnd, Payload: payload(1460)}
+	h.c.InputBatched(h.now, &seg)
+	if got := h.Took(); len(got) != 1 || got[0].Ack != 301+10*1460 {
+		t.Fatalf("out of order in a batch: %v, want an immediate duplicate ACK", got)
+	}
+	h.c.FlushACK(h.now)
+	h.Took()
+
+	// A long batch is acknowledged every ackHoldMax bytes.
+	h2 := established(t, func(c *Config) { c.ReceiveBufferMax = 1 << 20 })
+	n := ackHoldMax/1460 + 10
+	for i := range n {
+		seg := Segment{Seq: seqv(301 + uint32(i*1460)), Ack: 101, Flags: ACK, Window: hWnd, Payload: payload(1460)}
+		h2.c.InputBatched(h2.now, &seg)
+		h2.c.Read(h2.now, make([]byte, 1460)) // keep the window open
+	}
+	if got := h2.Took(); len(got) != 1 || int(got[0].Ack-301) < ackHoldMax {
+		t.Fatalf("a batch of %d segments: %v, want one ACK once %d bytes were held", n, got, ackHoldMax)
+	}
+}

@@ -15,10 +15,11 @@ func TestSuperSegments(t *testing.T) {
 	if len(out) != 1 || len(out[0].Data) != 10*1460 || h.c.SegmentSize() != 1460 {
 		t.Fatalf("first flight: %s, segment size %d", segList(out), h.c.SegmentSize())
 	}
-	// The ACK of it grows cwnd by two segments (slow start, L=2).
+	// The ACK of it grows cwnd by the ten segments it acknowledges (slow
+	// start counts every byte, as Linux's).
 	h.Send(S{Flags: ACK, Seq: 301, Ack: 101 + 10*1460, Wnd: 65535})
 	out = h.Took()
-	if len(out) != 1 || len(out[0].Data) != 12*1460 || out[0].Seq != 101+10*1460 {
+	if len(out) != 1 || len(out[0].Data) != 20*1460 || out[0].Seq != 101+10*1460 {
 		t.Fatalf("second flight: %s", segList(out))
 	}
 	// A timeout resends one segment, not the super-segment.

@@ -152,7 +152,7 @@ func TestSACKTimeoutResendsHolesOnly(t *testing.T) {
 	}
 	_, r := seg(1)
 	h.Send(S{Flags: ACK, Seq: 301, Ack: r, Wnd: hWnd, Opts: sackACK([2]int{3, 3}).Opts})
-	// Slow start with two segments acknowledged: cwnd 3 (RFC 3465, L=2).
+	// Slow start with two segments acknowledged: cwnd 3.
 	// Everything below SND.NXT at the timeout is lost: holes 2, 4 and 5
 	// go; 3 is SACKed and skipped.
 	if got := segNumbers(h.Took()); !sameInts(got, []int{2, 4, 5}) {
