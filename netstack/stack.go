@@ -243,9 +243,6 @@ func (s *Stack) flushLocked() {
 // endStepLocked finishes one step of the event loop: output goes out and the
 // timer goroutine learns of an earlier deadline.
 func (s *Stack) endStepLocked() {
-	if len(s.tcp.ackHeld) > 0 {
-		s.flushHeldACKsLocked()
-	}
 	s.flushLocked()
 	if s.drv != nil {
 		s.drv.rearmLocked(s.timers.next())

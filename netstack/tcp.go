@@ -129,25 +129,6 @@ func (t *connTable) each(f func(*TCPConn)) {
 	}
 }
 
-// flushHeldACKsLocked sends the ACKs the connections held while a batch
-// of frames went through (tcp.Conn.InputBatched): one per batch.
-func (s *Stack) flushHeldACKsLocked() {
-	now := s.tcp.ackHeldAt
-	held := s.tcp.ackHeld
-	for i, tc := range held {
-		tc.ackHeld = false
-		held[i] = nil
-		// A connection closed in the batch, or whose TCB a new one took
-		// over (TIME-WAIT reuse), is no longer this one.
-		if s.tcp.conns.get(tc.key()) != tc {
-			continue
-		}
-		tc.c.FlushACK(now)
-		tc.afterLocked(now)
-	}
-	s.tcp.ackHeld = held[:0]
-}
-
 // tcpLayer is the stack's TCP state, guarded by the loop lock.
 type tcpLayer struct {
 	cfg       tcp.Config
@@ -156,15 +137,10 @@ type tcpLayer struct {
 	// scratch is the LISTEN-state TCB a segment for a listener goes
 	// through; when the segment makes it a connection it is kept and a new
 	// scratch made.
-	scratch *tcp.Conn
-	seg     tcp.Segment      // the arriving segment, parsed
-	rst     tcp.HeaderFields // scratch for RSTs to no socket
-	// ackHeld are the connections whose ACK waits for the end of the
-	// frames being handled (tcp.Conn.InputBatched); flushHeldACKsLocked
-	// sends them.
-	ackHeld   []*TCPConn
-	ackHeldAt mono.Time // the step's time
-	portKey   uint64    // RFC 6056's secret
+	scratch   *tcp.Conn
+	seg       tcp.Segment      // the arriving segment, parsed
+	rst       tcp.HeaderFields // scratch for RSTs to no socket
+	portKey   uint64           // RFC 6056's secret
 	portTable [portTableSize]uint16
 }
 
@@ -225,11 +201,7 @@ func (s *Stack) tcpInputLocked(now mono.Time, nic *NIC, h ip.IPv4) {
 			st.ListenOverflows++
 			return
 		}
-		tc.c.InputBatched(now, seg)
-		if !tc.ackHeld {
-			tc.ackHeld = true
-			t.ackHeld, t.ackHeldAt = append(t.ackHeld, tc), now
-		}
+		tc.c.Input(now, seg)
 		if tc.afterLocked(now)&tcp.EventReuse == 0 {
 			return
 		}
@@ -265,12 +237,12 @@ func (s *Stack) tcpListenerLocked(local netip.AddrPort) *TCPListener {
 
 // SendSegment implements tcp.Output.
 func (o tcpOutput) SendSegment(now mono.Time, c *tcp.Conn, f *tcp.HeaderFields, payload [2][]byte) {
-	ep := c.Endpoint()
+	local, remote := c.Addrs()
 	seg := 0
 	if len(payload[0])+len(payload[1]) > c.MSS() {
 		seg = c.SegmentSize() // a TSO super-segment, cut at this size
 	}
-	o.s.tcpSendLocked(now, ep.Local, ep.Remote, f, payload, seg)
+	o.s.tcpSendLocked(now, local, remote, f, payload, seg)
 }
 
 // tcpSendLocked builds a segment in place: the payload copied once to its

@@ -35,7 +35,6 @@ type TCPConn struct {
 	notify            func()
 	inSynQ, inAcceptQ bool
 	closed            bool // Close was called
-	ackHeld           bool // on s.tcp.ackHeld
 	linger0           bool // Close resets
 
 	// deadlines is made by the first Set*Deadline: most connections never
@@ -77,8 +76,8 @@ func (tc *TCPConn) writeDeadline() <-chan struct{} {
 // changes, so reading it needs no lock, and idle connections do not carry
 // a second copy.
 func (tc *TCPConn) key() tcpKey {
-	ep := tc.c.Endpoint()
-	return tcpKey{local: ep.Local, remote: ep.Remote}
+	local, remote := tc.c.Addrs()
+	return tcpKey{local: local, remote: remote}
 }
 
 func newTCPConn(s *Stack, c *tcp.Conn) *TCPConn {

@@ -37,25 +37,35 @@ func (r *NewReno) Name() string { return "reno" }
 
 // slowStart grows cwnd by every byte acknowledged, up to ssthresh, as
 // Linux's tcp_slow_start: not by at most two segments per ACK (RFC 3465's
-// L), which would hold back a sender whose peer acknowledges a batch of
-// segments at once (stretch ACKs, as after GRO or InputBatched).
+// L), which holds back a sender whose peer acknowledges many segments at
+// once, as Linux does for what GRO merged.
 func slowStart(cwnd, ssthresh, acked int) int { return min(cwnd+acked, ssthresh) }
 
 func (r *NewReno) OnAck(_ mono.Time, cwnd, ssthresh, acked int, _ time.Duration) int {
+	return renoOnAck(cwnd, ssthresh, acked, r.mss, &r.acc)
+}
+
+func (r *NewReno) OnLoss(_ mono.Time, _, flight int) int {
+	return renoOnLoss(flight, r.mss, &r.acc)
+}
+
+// renoOnAck and renoOnLoss are NewReno, for the NewReno type and for
+// connections that keep its counter themselves.
+func renoOnAck(cwnd, ssthresh, acked, mss int, acc *int) int {
 	if cwnd < ssthresh {
 		return slowStart(cwnd, ssthresh, acked)
 	}
-	r.acc += acked
-	if r.acc >= cwnd {
-		r.acc -= cwnd
-		cwnd += r.mss
+	*acc += acked
+	if *acc >= cwnd {
+		*acc -= cwnd
+		cwnd += mss
 	}
 	return cwnd
 }
 
-func (r *NewReno) OnLoss(_ mono.Time, _, flight int) int {
-	r.acc = 0
-	return max(flight/2, 2*r.mss)
+func renoOnLoss(flight, mss int, acc *int) int {
+	*acc = 0
+	return max(flight/2, 2*mss)
 }
 
 // ccOnAck and ccOnLoss call the connection's algorithm. NewReno, the
@@ -65,18 +75,12 @@ func (c *Conn) ccOnAck(now mono.Time, acked int) int {
 	if c.cc != nil {
 		return c.cc.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
 	}
-	r := NewReno{mss: c.sndMSS, acc: c.renoAcc}
-	cwnd := r.OnAck(now, c.cwnd, c.ssthresh, acked, c.srtt)
-	c.renoAcc = r.acc
-	return cwnd
+	return renoOnAck(c.cwnd, c.ssthresh, acked, c.sndMSS, &c.renoAcc)
 }
 
 func (c *Conn) ccOnLoss(now mono.Time, flight int) int {
 	if c.cc != nil {
 		return c.cc.OnLoss(now, c.cwnd, flight)
 	}
-	r := NewReno{mss: c.sndMSS, acc: c.renoAcc}
-	ssthresh := r.OnLoss(now, c.cwnd, flight)
-	c.renoAcc = r.acc
-	return ssthresh
+	return renoOnLoss(flight, c.sndMSS, &c.renoAcc)
 }

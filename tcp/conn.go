@@ -163,7 +163,6 @@ type Input struct {
 	at    mono.Time
 	seg   *Segment
 	finOK bool   // the segment's FIN is in order and inside the window
-	batch bool   // the segment is one of a batch the owner acknowledges at its end
 	buf   []byte // SEND / RECEIVE
 	n     int
 	err   error
@@ -373,7 +372,11 @@ func (c *Conn) State() State { return c.state }
 // Err returns why the connection closed abnormally, or nil.
 func (c *Conn) Err() error { return c.closeErr() }
 
-// Endpoint returns the 4-tuple.
+// Addrs returns the local and remote addresses and ports: the 4-tuple
+// alone, for owners that look it up on every segment.
+func (c *Conn) Addrs() (local, remote netip.AddrPort) { return c.ep.Local, c.ep.Remote }
+
+// Endpoint returns the 4-tuple and the path's sizes.
 func (c *Conn) Endpoint() Endpoint {
 	return Endpoint{Local: c.ep.Local, Remote: c.ep.Remote, MSS: int(c.ep.mss), GSOMax: int(c.ep.gsoMax)}
 }
@@ -492,34 +495,6 @@ func (c *Conn) Input(now mono.Time, s *Segment) {
 	}
 	c.run(Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN})
 }
-
-// InputBatched is Input for a segment that arrived with others in one
-// device read. An ACK owed only because two full-sized segments have come
-// in order is held, up to ackHoldMax bytes, for FlushACK, which the owner
-// calls once the batch is through: a batch is acknowledged once, as Linux
-// acknowledges what GRO merged. Every other ACK (a duplicate ACK, a hole
-// filled, quick ACKs, a window update) goes as with Input.
-func (c *Conn) InputBatched(now mono.Time, s *Segment) {
-	ev, ok := Classify(s.Flags)
-	if !ok {
-		c.count(func(st *Stats) { st.BadFlags++ })
-		return
-	}
-	c.run(Input{ev: ev, at: now, seg: s, finOK: ev == SegFIN, batch: true})
-}
-
-// FlushACK sends the ACK that InputBatched held, if the data since the last
-// ACK still calls for one.
-func (c *Conn) FlushACK(now mono.Time) {
-	if c.state.synchronized() && c.ackPending && int(c.rcvUnacked) >= 2*c.rcvMSS() {
-		c.ackNow = true
-		c.flushACK(now)
-	}
-}
-
-// ackHoldMax bounds the data a batch may leave unacknowledged: four
-// GRO-merged 64 KiB frames.
-const ackHoldMax = 256 << 10
 
 // OnTimer runs every timer due at or before now.
 func (c *Conn) OnTimer(now mono.Time) {

@@ -395,8 +395,8 @@ func (c *Conn) processText(in *Input) bool {
 	c.rcvAdvanced()
 	c.ackPending = true
 	switch {
-	case int(c.rcvUnacked) >= 2*c.rcvMSS() && (!in.batch || c.rcvUnacked >= ackHoldMax || c.quickAcks > 0):
-		c.ackNow = true // at least every second full-sized segment, or batch (InputBatched)
+	case int(c.rcvUnacked) >= 2*c.rcvMSS():
+		c.ackNow = true // at least every second full-sized segment
 	case c.quickAcks > 0:
 		c.quickAcks--
 		c.ackNow = true
