@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 
+	"github.com/tapstack/tapstack/internal/heapq"
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/sim/impair"
 )
@@ -216,68 +217,21 @@ func (w *World) observe(e *WireEvent) {
 // inFlight is one copy of a frame on a wire.
 type inFlight struct {
 	at        mono.Time
-	seq       uint64 // queueing order: equal instants deliver in it
 	dir       *Dir
 	buf       []byte
 	n         int
 	corrupted bool
 }
 
-// frameQueue is a min-heap of copies by (at, seq), hand-written so that
-// push and pop do not box.
+// frameQueue holds the copies by (at, order of queueing): equal instants
+// deliver in queueing order.
 type frameQueue struct {
-	items []inFlight
-	seq   uint64
+	q heapq.Queue[inFlight]
 }
 
-func (q *frameQueue) next() mono.Time {
-	if len(q.items) == 0 {
-		return mono.Never
-	}
-	return q.items[0].at
-}
-
-func (q *frameQueue) less(i, j int) bool {
-	a, b := &q.items[i], &q.items[j]
-	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
-}
-
-func (q *frameQueue) push(f inFlight) {
-	f.seq = q.seq
-	q.seq++
-	q.items = append(q.items, f)
-	for i := len(q.items) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
-			break
-		}
-		q.items[i], q.items[p] = q.items[p], q.items[i]
-		i = p
-	}
-}
-
-func (q *frameQueue) pop() inFlight {
-	f := q.items[0]
-	last := len(q.items) - 1
-	q.items[0] = q.items[last]
-	q.items[last] = inFlight{}
-	q.items = q.items[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && q.less(l, m) {
-			m = l
-		}
-		if r < last && q.less(r, m) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		q.items[i], q.items[m] = q.items[m], q.items[i]
-		i = m
-	}
-	return f
-}
+func (q *frameQueue) next() mono.Time { return q.q.Next() }
+func (q *frameQueue) push(f inFlight) { q.q.Push(f.at, f) }
+func (q *frameQueue) pop() inFlight   { return q.q.Pop() }
 
 // framePool recycles the buffers of frames in flight: one holding a
 // standard frame, one holding the largest an interface may send. It holds
