@@ -266,6 +266,12 @@ func TestDriverReadDeadlines(t *testing.T) {
 		t.Fatalf("read returned after %v, before its %v deadline", el, wait)
 	}
 
+	// A past deadline set after one expired fails at once too.
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, _, err := c.ReadFrom(buf); !isTimeout(err) {
+		t.Fatalf("read past a deadline set after one expired: %v, want a timeout", err)
+	}
+
 	// Moving the deadline into the past unblocks a read in progress.
 	c.SetReadDeadline(time.Time{})
 	errc := make(chan error, 1)

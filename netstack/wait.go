@@ -69,9 +69,7 @@ func (d *deadlineTimer) set(t time.Time) {
 		d.timer = time.AfterFunc(dur, func() { close(cancel) })
 		return
 	}
-	if !closed {
-		close(d.cancel)
-	}
+	close(d.cancel) // open here: a closed one was replaced above
 }
 
 // moveDeadline sets d and, when its channel changed, wakes w's waiters to
