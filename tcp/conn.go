@@ -53,6 +53,9 @@ type Config struct {
 	// tcp_invalid_ratelimit, 500 ms).
 	InvalidRateLimit                    time.Duration
 	NoTimestamps, NoSACK, NoWindowScale bool
+	// NoTLP turns off tail loss probes (RFC 8985 §7), which Linux sends
+	// by default.
+	NoTLP bool
 
 	// OOOSegmentsMax and the receive buffer bound the out-of-order queue.
 	OOOSegmentsMax int
@@ -297,6 +300,7 @@ type Conn struct {
 	issSet           bool
 	listenCookies    bool // answer SYNs with SYN cookies, keeping no state
 	synRetransmitted bool
+	tlp              uint8 // tail loss probe: tlpNone, tlpArmed (rtoAt is the probe's), tlpSent
 }
 
 // connExtra is what few connections ever need: why the connection closed,
@@ -425,6 +429,7 @@ func (c *Conn) setState(s State) {
 	case Closed:
 		c.ev |= EventClosed | EventReadable | EventWritable
 		c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
+		c.tlp = tlpNone
 		c.snd.release()
 		c.releaseOOO()
 		c.releaseScoreboard()
@@ -865,7 +870,7 @@ func (c *Conn) synSentOnSYNACK(in *Input) {
 	c.SndWnd = seq.Size(s.Window) // never scaled in a SYN
 	c.maxSndWnd = c.SndWnd
 	c.SndWl1, c.SndWl2 = s.Seq, s.Ack
-	c.rtoAt = mono.Never
+	c.setRTO(mono.Never)
 	c.backoff = 0
 	c.setState(Established)
 	c.armKeepalive(in.at)

@@ -52,7 +52,9 @@ const hWnd = 32768
 
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 	h := &harness{t: t, now: mono.Time(time.Second)}
-	h.cfg = Config{Output: h, Stats: &h.stats, ReceiveBufferMax: hWnd, SendBufferMax: 1 << 20, NoTimestamps: true}
+	// Tail loss probes are off unless a test turns them on: most tests
+	// pin the retransmission timeout's own behaviour.
+	h.cfg = Config{Output: h, Stats: &h.stats, ReceiveBufferMax: hWnd, SendBufferMax: 1 << 20, NoTimestamps: true, NoTLP: true}
 	for _, f := range tweak {
 		f(&h.cfg)
 	}

@@ -328,8 +328,10 @@ func (c *Conn) output(now mono.Time) {
 			c.rttTiming = false // Karn: no sample from a retransmission
 		}
 		c.persistAt = mono.Never
-		if c.rtoAt == mono.Never {
-			c.rtoAt = now.Add(c.rto)
+		if retx {
+			c.armRTO(now)
+		} else {
+			c.armLossTimer(now, false)
 		}
 	}
 }
@@ -399,9 +401,13 @@ func (c *Conn) probeInterval() time.Duration {
 // armRTO arms the retransmission timer if it is not running.
 func (c *Conn) armRTO(now mono.Time) {
 	if c.rtoAt == mono.Never {
-		c.rtoAt = now.Add(c.rto)
+		c.setRTO(now.Add(c.rto))
 	}
 }
+
+// setRTO sets the retransmission timer to at (mono.Never stops it); a
+// probe it held is forgotten.
+func (c *Conn) setRTO(at mono.Time) { c.rtoAt, c.tlp = at, tlpNone }
 
 // armKeepalive (re)starts the keepalive timer after activity.
 func (c *Conn) armKeepalive(now mono.Time) {
@@ -437,7 +443,7 @@ func (c *Conn) retransmitSYN(in *Input) {
 	n.retransmits++
 	c.count(func(st *Stats) { st.Timeouts++; st.Retransmits++ })
 	c.sendSYN(in.at)
-	c.rtoAt = in.at.Add(c.rto)
+	c.setRTO(in.at.Add(c.rto))
 }
 
 // giveUp closes the connection after too many timeouts: ETIMEDOUT, or the
@@ -455,6 +461,10 @@ func (c *Conn) giveUp() {
 // timer off, collapse the congestion window, and resend from SND.UNA.
 func (c *Conn) retransmit(in *Input) {
 	if c.SndUna == c.SndNxt {
+		return
+	}
+	if c.tlp == tlpArmed {
+		c.lossProbe(in.at)
 		return
 	}
 	if int(c.backoff) >= c.cfg.Retries2 {
@@ -475,7 +485,7 @@ func (c *Conn) retransmit(in *Input) {
 	c.recover, c.recoverValid = c.SndNxt, true
 	c.rttTiming = false
 	c.rto = min(2*c.rto, c.cfg.RTOMax)
-	c.rtoAt = mono.Never
+	c.setRTO(mono.Never)
 	c.rtoTS = c.tsVal(in.at)
 	if c.sackOK {
 		c.enterLossRecovery()

@@ -94,12 +94,13 @@ func (c *Conn) ackAdvance(now mono.Time, a seq.Value) {
 	}
 	c.backoff, c.probes = 0, 0
 	if c.SndUna == c.SndNxt {
-		c.rtoAt = mono.Never
+		c.setRTO(mono.Never)
 		if !c.inRecov {
 			c.releaseScoreboard()
 		}
 	} else {
-		c.rtoAt = now.Add(c.rto)
+		c.tlp = tlpNone // a new episode: a probe may go again
+		c.armLossTimer(now, true)
 	}
 }
 
@@ -114,7 +115,7 @@ func (c *Conn) onDupACK(now mono.Time) {
 		if c.sb == nil {
 			c.cwnd += c.sndMSS // NewReno inflation; SACK recovery counts pipe
 		}
-	case c.dupAcks >= dupThresh || c.sb != nil && c.sb.lostAbove(c.SndUna, c.sndMSS):
+	case c.dupAcks >= dupThresh || c.sb != nil && c.sb.lostAbove(c.SndUna, c.sndMSS) || c.probeSACKed():
 		// RFC 6582 §3.2 step 2: only if this loss is not from before the
 		// last recovery.
 		if c.recoverValid && c.SndUna.LessThan(c.recover) {
@@ -167,7 +168,7 @@ func (c *Conn) retransmitFirst(now mono.Time) {
 		}
 	}
 	c.retransmitRange(now, sq, n)
-	c.rtoAt = now.Add(c.rto)
+	c.setRTO(now.Add(c.rto))
 }
 
 // retransmitRange resends up to n bytes from sq (and the FIN if it ends
@@ -206,9 +207,7 @@ func (c *Conn) retransmitRange(now mono.Time, sq seq.Value, n int) int {
 			u.tsval = c.tsVal(now) | 1 // 0 means unset
 		}
 	}
-	if c.rtoAt == mono.Never {
-		c.rtoAt = now.Add(c.rto)
-	}
+	c.armRTO(now)
 	return used
 }
 

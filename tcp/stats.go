@@ -13,6 +13,7 @@ type Stats struct {
 	Retransmits         uint64 // segments sent again
 	FastRetransmits     uint64 // recoveries entered on duplicate ACKs
 	Timeouts            uint64 // retransmission timeouts
+	LossProbes          uint64 // tail loss probes sent (RFC 8985 §7)
 	ResetsSent          uint64
 	ResetsReceived      uint64 // RSTs that closed a connection
 	ChallengeACKs       uint64 // RFC 5961

@@ -213,11 +213,13 @@ func TestUpServesKernelPeer(t *testing.T) {
 		t.Fatalf("tapstack up still running 3 s after SIGTERM\n%s", out.String())
 	}
 
-	// The capture is well-formed and our frames carry good checksums.
-	// HTTP is not dissected: a random binary body trips its heuristics.
+	// The capture is well-formed and our frames carry good checksums
+	// (only ours: tshark flags the 0xffff that the kernel's frames now and
+	// then carry, though it verifies). HTTP is not dissected: a random
+	// binary body trips its heuristics.
 	bad, err := tshark("-r", pcap, "--disable-protocol", "http", "-o", "ip.check_checksum:TRUE",
 		"-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-Y",
-		"_ws.malformed || ip.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || icmp.checksum.status == \"Bad\"")
+		"_ws.malformed || ip.src == 10.95.0.2 && (ip.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || icmp.checksum.status == \"Bad\")")
 	if err != nil || strings.TrimSpace(bad) != "" {
 		t.Fatalf("tshark on the capture: %v\n%s", err, bad)
 	}
