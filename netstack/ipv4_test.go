@@ -319,3 +319,34 @@ func TestMalformedInputIsCountedNotFatal(t *testing.T) {
 			st.Link.Malformed, st.IPv4.BadChecksum, st.IPv4.Truncated, st.IPv4.Malformed)
 	}
 }
+
+// A NIC holding many addresses on one network has one connected route and
+// one directed broadcast address to check, not one per address.
+func TestManyAddressesOneRoute(t *testing.T) {
+	n := newTestNet(t)
+	s := n.newStack(1)
+	defer s.Close()
+	var addrs []netip.Prefix
+	for i := 1; i <= 50; i++ {
+		addrs = append(addrs, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 24))
+	}
+	addrs = append(addrs, netip.MustParsePrefix("10.8.0.1/16"))
+	nic, err := s.AddNIC(NICConfig{Name: "m0", Addrs: addrs}, &testLink{n: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.routes) != 2 || len(nic.bcasts) != 2 {
+		t.Fatalf("%d routes, %d broadcast addresses; want 2 and 2", len(s.routes), len(nic.bcasts))
+	}
+	for _, c := range []struct {
+		a    string
+		want bool
+	}{{"10.9.0.255", true}, {"10.8.255.255", true}, {"255.255.255.255", true}, {"10.9.0.7", false}, {"10.9.1.255", false}} {
+		if got := nic.isBroadcast(netip.MustParseAddr(c.a)); got != c.want {
+			t.Errorf("isBroadcast(%s) = %v, want %v", c.a, got, c.want)
+		}
+	}
+	if r, _, err := s.routeLocked(netip.MustParseAddr("10.9.0.200")); err != nil || r.Dst != netip.MustParsePrefix("10.9.0.0/24") {
+		t.Fatalf("route to 10.9.0.200: %v, %v", r.Dst, err)
+	}
+}

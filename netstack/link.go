@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/tapstack/tapstack/ip"
 	"github.com/tapstack/tapstack/mono"
@@ -74,12 +75,7 @@ func (n *NIC) isBroadcast(a netip.Addr) bool {
 	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return true
 	}
-	for _, p := range n.addrs {
-		if p.Bits() < 31 && p.Contains(a) && a == lastAddr(p) {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(n.bcasts, a)
 }
 
 // lastAddr returns the highest address of an IPv4 prefix.

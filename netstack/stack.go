@@ -7,6 +7,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
@@ -119,6 +120,9 @@ type NIC struct {
 	l2    bool
 	mtu   int
 	addrs []netip.Prefix
+	// bcasts are the directed broadcast addresses of addrs' networks, each
+	// once.
+	bcasts []netip.Addr
 	link  Link
 
 	// Guarded by s.mu.
@@ -167,6 +171,9 @@ func (s *Stack) AddNIC(cfg NICConfig, link Link) (*NIC, error) {
 			return nil, fmt.Errorf("netstack: NIC %q: address %v: only IPv4 is supported", cfg.Name, p)
 		}
 		n.addrs = append(n.addrs, p)
+		if b := lastAddr(p); p.Bits() < 31 && !slices.Contains(n.bcasts, b) {
+			n.bcasts = append(n.bcasts, b)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,7 +183,11 @@ func (s *Stack) AddNIC(cfg NICConfig, link Link) (*NIC, error) {
 	n.id = len(s.nics)
 	s.nics = append(s.nics, n)
 	for _, p := range cfg.Addrs {
-		s.routes = append(s.routes, Route{Dst: p.Masked(), NIC: n})
+		// Many addresses on one network (a host holding a range of them)
+		// make one connected route, not one each for every lookup to scan.
+		if r := (Route{Dst: p.Masked(), NIC: n}); !slices.Contains(s.routes, r) {
+			s.routes = append(s.routes, r)
+		}
 		n.announceLocked(p.Addr())
 	}
 	s.endStepLocked()
