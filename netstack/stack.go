@@ -123,7 +123,7 @@ type NIC struct {
 	// bcasts are the directed broadcast addresses of addrs' networks, each
 	// once.
 	bcasts []netip.Addr
-	link  Link
+	link   Link
 
 	// Guarded by s.mu.
 	neigh   *neighborCache // made on first use
