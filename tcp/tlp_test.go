@@ -27,8 +27,9 @@ func TestTailLossProbeRepairsTail(t *testing.T) {
 	_, r := seg(7)
 	h.Send(S{Flags: ACK, Seq: 301, Ack: r, Wnd: hWnd}) // 0-7 arrived, 8 and 9 lost
 	h.Took()
-	if d, want := h.AdvanceToDeadline(), 2*h.c.srtt; d != want || want >= h.c.rto {
-		t.Fatalf("probe after %v, want 2*SRTT = %v (RTO %v)", d, want, h.c.rto)
+	want := max(2*h.c.srtt, h.c.srtt+4*h.c.rttvar)
+	if d := h.AdvanceToDeadline(); d != want || want >= h.c.rto {
+		t.Fatalf("probe after %v, want max(2*SRTT, SRTT+4*RTTVAR) = %v (RTO %v)", d, want, h.c.rto)
 	}
 	if got := segNumbers(h.Took()); len(got) != 1 || got[0] != 9 {
 		t.Fatalf("probe sent %v, want the last segment, 9", got)
@@ -101,4 +102,18 @@ func sackOf(from, to int) SACKBlock {
 	l, _ := seg(from)
 	_, r := seg(to)
 	return SACKBlock{l, r}
+}
+
+// The probe timeout is 2*SRTT on a steady path and SRTT+4*RTTVAR on a
+// jittery one.
+func TestProbeTimeoutFollowsJitter(t *testing.T) {
+	h := established(t)
+	h.c.srtt, h.c.rttvar = 10*time.Millisecond, time.Millisecond
+	if got := h.c.pto(); got != 20*time.Millisecond {
+		t.Fatalf("steady: PTO %v, want 20ms", got)
+	}
+	h.c.rttvar = 20 * time.Millisecond
+	if got := h.c.pto(); got != 90*time.Millisecond {
+		t.Fatalf("jittery: PTO %v, want 90ms", got)
+	}
 }
