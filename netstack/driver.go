@@ -558,11 +558,11 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 		for i := 0; i < n; i++ {
 			views[i] = bufs[i][frameOffset : frameOffset+sizes[i]]
 		}
+		var m []device.VnetHdr // nil without offloads
 		if meta != nil {
-			d.s.receiveNow(nic, views[:n], meta[:n])
-		} else {
-			d.s.receiveNow(nic, views[:n], nil)
+			m = meta[:n]
 		}
+		d.s.receiveNow(nic, views[:n], m)
 	}
 }
 
