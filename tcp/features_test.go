@@ -429,3 +429,29 @@ func TestWindowUpdateOnlyWhenItDoubles(t *testing.T) {
 		t.Fatalf("after reading everything %v, want one ACK with a window of at least %d", got, 2*left)
 	}
 }
+
+// With SACK, duplicate ACKs that only report a duplicate (D-SACK, RFC
+// 2883) are no evidence of loss and do not start fast retransmit; ones
+// that SACK data above the cumulative ACK do (RFC 6675 §2).
+func TestDSACKOnlyDupACKsAreNotLoss(t *testing.T) {
+	h := established(t)
+	h.Write(string(payload(10 * 1460)))
+	h.Took()
+	_, r1 := seg(1)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: r1, Wnd: hWnd})
+	h.Took()
+	dsack := S{Flags: ACK, Seq: 301, Ack: r1, Wnd: hWnd, Opts: Options{NumSACK: 1, SACKBlocks: [4]SACKBlock{sackOf(0, 0)}}}
+	for range 4 {
+		h.Send(dsack)
+	}
+	if got := h.Took(); len(got) != 0 || h.stats.FastRetransmits != 0 || h.stats.DSACKsReceived != 4 {
+		t.Fatalf("after four D-SACK-only duplicates: sent %v, fast recoveries %d, D-SACKs %d; want nothing, 0, 4",
+			segNumbers(got), h.stats.FastRetransmits, h.stats.DSACKsReceived)
+	}
+	for i := 3; i <= 5; i++ {
+		h.Send(S{Flags: ACK, Seq: 301, Ack: r1, Wnd: hWnd, Opts: Options{NumSACK: 1, SACKBlocks: [4]SACKBlock{sackOf(3, i)}}})
+	}
+	if got := segNumbers(h.Took()); h.stats.FastRetransmits != 1 || len(got) == 0 || got[0] != 2 {
+		t.Fatalf("after three SACKing duplicates: sent %v, fast recoveries %d; want segment 2 first, 1", got, h.stats.FastRetransmits)
+	}
+}

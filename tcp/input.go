@@ -260,8 +260,13 @@ func (c *Conn) checkACK(in *Input) bool {
 	if c.state == TimeWait {
 		return true
 	}
+	// With SACK, a duplicate ACK is evidence of loss only when it SACKs
+	// data above the cumulative ACK (RFC 6675 §2); one that only reports a
+	// duplicate (D-SACK) says nothing is missing, and Linux does not count
+	// it either.
+	dupEvidence := !c.sackOK
 	if c.sackOK && s.Options.NumSACK > 0 {
-		c.processSACK(s, a)
+		dupEvidence = c.processSACK(s, a)
 	}
 	wnd := seq.Size(s.Window) << c.SndScale
 	// Window update (§3.10.7.4): from a newer segment, or the same one
@@ -280,7 +285,7 @@ func (c *Conn) checkACK(in *Input) bool {
 	switch {
 	case a.GreaterThan(c.SndUna):
 		c.onNewACK(in.at, a, s)
-	case a == c.SndUna && len(s.Payload) == 0 && in.ev == SegACK && c.SndUna != c.SndNxt && wnd == c.SndWnd:
+	case a == c.SndUna && len(s.Payload) == 0 && in.ev == SegACK && c.SndUna != c.SndNxt && wnd == c.SndWnd && dupEvidence:
 		c.onDupACK(in.at)
 	}
 	return true

@@ -307,8 +307,9 @@ func (c *Conn) nextLost(mss int) (seq.Value, int, bool) {
 
 // processSACK records the blocks of an arriving ACK in the scoreboard and
 // counts D-SACK reports (RFC 2883: the first block below the cumulative
-// ACK, or inside the second block).
-func (c *Conn) processSACK(s *Segment, a seq.Value) {
+// ACK, or inside the second block). It reports whether a block told of
+// data above the cumulative ACK, not only of a duplicate.
+func (c *Conn) processSACK(s *Segment, a seq.Value) (above bool) {
 	blocks := s.Options.SACK()
 	for i, b := range blocks {
 		if !b.Left.LessThan(b.Right) {
@@ -326,10 +327,12 @@ func (c *Conn) processSACK(s *Segment, a seq.Value) {
 			continue
 		}
 		c.scoreboard().add(seq.Max(b.Left, a), b.Right)
+		above = true
 	}
 	if c.sb != nil && len(c.sb.rtx) > 0 {
 		c.sb.dropLostRtx((dupThresh-1)*c.sndMSS, c.SndUna)
 	}
+	return above
 }
 
 // ---- Undo (RFC 2883 §5, RFC 3522) ----
