@@ -510,9 +510,14 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 	defer d.wg.Done()
 	batch := max(dev.BatchSize(), 1)
 	size := frameOffset + ethHeaderRoom + nic.mtu
-	if device.OffloadsOf(dev) != 0 {
-		// The kernel hands over coalesced (GRO) frames up to 64 KiB.
+	// With offloads (nic.offloads, set before this goroutine starts) the
+	// kernel hands over coalesced (GRO) frames up to 64 KiB, with virtio-net
+	// headers that say when it vouches for a checksum (see NIC.rxCsumOK).
+	var meta []device.VnetHdr
+	od, _ := dev.(device.Offloader)
+	if nic.offloads != 0 {
 		size = frameOffset + device.MaxOffloadFrameSize
+		meta = make([]device.VnetHdr, batch)
 	}
 	bufs := make([][]byte, batch)
 	for i := range bufs {
@@ -520,13 +525,6 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 	}
 	sizes := make([]int, batch)
 	views := make([][]byte, batch)
-	// With offloads, frames come with their virtio-net headers, which say
-	// when the kernel vouches for a checksum (see NIC.rxCsumOK).
-	var meta []device.VnetHdr
-	od, _ := dev.(device.Offloader)
-	if od != nil && od.Offloads() != 0 {
-		meta = make([]device.VnetHdr, batch)
-	}
 	for {
 		var n int
 		var err error

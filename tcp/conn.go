@@ -428,8 +428,8 @@ func (c *Conn) setState(s State) {
 		}
 	case Closed:
 		c.ev |= EventClosed | EventReadable | EventWritable
-		c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
-		c.tlp = tlpNone
+		c.setRTO(mono.Never)
+		c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never
 		c.snd.release()
 		c.releaseOOO()
 		c.releaseScoreboard()

@@ -295,7 +295,8 @@ func (c *Conn) checkACK(in *Input) bool {
 func (c *Conn) finWait1Acked(in *Input) bool {
 	if c.finAcked() {
 		c.setState(FinWait2)
-		c.rtoAt, c.persistAt, c.tlp = mono.Never, mono.Never, tlpNone
+		c.setRTO(mono.Never)
+		c.persistAt = mono.Never
 		if c.orphan {
 			c.waitAt = in.at.Add(c.cfg.FinTimeout)
 		}
@@ -323,7 +324,8 @@ func (c *Conn) finAcked() bool { return c.finQueued && c.SndUna == c.finSeq.Add(
 
 func (c *Conn) enterTimeWait(now mono.Time) {
 	c.setState(TimeWait)
-	c.rtoAt, c.persistAt, c.keepAt, c.tlp = mono.Never, mono.Never, mono.Never, tlpNone
+	c.setRTO(mono.Never)
+	c.persistAt, c.keepAt = mono.Never, mono.Never
 	c.waitAt = now.Add(c.cfg.TimeWait)
 	c.snd.release()
 	c.releaseOOO()
