@@ -113,6 +113,7 @@ func tapstackCounters(ss ...*netstack.Stack) map[string]uint64 {
 		m["timeouts"] += t.Timeouts
 		m["delayed_acks"] += t.DelayedACKs
 		m["window_probes"] += t.WindowProbes
+		m["segments_adopted"] += t.SegmentsAdopted
 		m["listen_overflows"] += t.ListenOverflows
 	}
 	return m

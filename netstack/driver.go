@@ -519,10 +519,19 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 		size = frameOffset + device.MaxOffloadFrameSize
 		meta = make([]device.VnetHdr, batch)
 	}
+	// The buffers are lent to the stack with their frames: one a connection
+	// kept (see NIC.rxBuf) is replaced from the pool.
+	owned := make([]*[]byte, batch)
 	bufs := make([][]byte, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, size)
+		owned[i] = getBuf(size)
+		bufs[i] = (*owned[i])[:size]
 	}
+	defer func() {
+		for _, b := range owned {
+			putBuf(b)
+		}
+	}()
 	sizes := make([]int, batch)
 	views := make([][]byte, batch)
 	for {
@@ -560,7 +569,13 @@ func (d *driver) readLoop(dev device.Device, nic *NIC) {
 		if meta != nil {
 			m = meta[:n]
 		}
-		d.s.receiveNow(nic, views[:n], m)
+		d.s.receiveNow(nic, views[:n], m, owned[:n])
+		for i, b := range owned[:n] {
+			if b == nil {
+				owned[i] = getBuf(size)
+				bufs[i] = (*owned[i])[:size]
+			}
+		}
 	}
 }
 

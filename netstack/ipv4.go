@@ -53,8 +53,12 @@ func (s *Stack) handleIPv4Locked(now mono.Time, nic *NIC, b []byte) {
 		if buf == nil {
 			return
 		}
-		nic.rxCsumOK = false // the kernel saw fragments, not this datagram
+		// The kernel saw fragments, not this datagram, which is not in the
+		// frame's buffer either.
+		lent := nic.rxBuf
+		nic.rxCsumOK, nic.rxBuf = false, nil
 		s.deliverIPv4Locked(now, nic, whole)
+		nic.rxBuf = lent
 		putBuf(buf)
 		return
 	}

@@ -1,20 +1,13 @@
 package netstack
 
-import "sync"
+import "github.com/tapstack/tapstack/internal/bufpool"
 
-// Buffers for outbound frames come in two sizes: one that holds a frame of a
-// standard 1500-byte MTU with headroom, and one that holds a 64 KiB packet
-// (large MTUs, fragment reassembly). Pooling keeps the steady-state send path
-// free of allocation.
-const (
-	smallBufSize = 2048
-	largeBufSize = 65536 + 256
-)
-
-var (
-	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBufSize); return &b }}
-	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBufSize); return &b }}
-)
+// Buffers for frames come from internal/bufpool, the pool TCP's socket
+// buffers share: one class holds a frame of a standard 1500-byte MTU with
+// headroom, one a 64 KiB packet (large MTUs, fragment reassembly, coalesced
+// frames). Pooling keeps the steady-state paths free of allocation, and the
+// shared pool lets a connection keep a frame the reader filled.
+const smallBufSize = 2048
 
 // getBuf returns a pooled buffer of at least n bytes, or a fresh one when n
 // is larger than any pool's size.
@@ -25,9 +18,9 @@ func getBuf(n int) *[]byte {
 	var b *[]byte
 	switch {
 	case n <= smallBufSize:
-		b = smallBufs.Get().(*[]byte)
-	case n <= largeBufSize:
-		b = largeBufs.Get().(*[]byte)
+		b = bufpool.Get(smallBufSize)
+	case n <= bufpool.Frame:
+		b = bufpool.GetFrame()
 	default:
 		nb := make([]byte, n)
 		return &nb
@@ -38,16 +31,7 @@ func getBuf(n int) *[]byte {
 
 // putBuf returns b to its pool. Any goroutine may call it: a device's
 // writer returns the buffers it wrote without the loop lock.
-func putBuf(b *[]byte) {
-	switch cap(*b) {
-	case smallBufSize:
-		*b = (*b)[:smallBufSize]
-		smallBufs.Put(b)
-	case largeBufSize:
-		*b = (*b)[:largeBufSize]
-		largeBufs.Put(b)
-	}
-}
+func putBuf(b *[]byte) { bufpool.Put(b) }
 
 // framesOf fills views (reusing its array) with the frames bufs hold, for
 // a Link or a device write.

@@ -143,6 +143,11 @@ type NIC struct {
 	// a NIC's CHECKSUM_UNNECESSARY spares Linux. Set per frame by the
 	// driver's reader; never for a reassembled datagram.
 	rxCsumOK bool
+	// rxBuf is the pooled buffer the frame being handled lies in when the
+	// driver's reader lends it: a connection may keep it rather than copy
+	// the payload (tcp.Segment.Buf), and sets it to nil then. Nil when the
+	// caller keeps its frames, and for a reassembled datagram.
+	rxBuf *[]byte
 }
 
 // frameOffset is where outbound frames start in their buffers: room for a
@@ -264,7 +269,7 @@ func (s *Stack) endStepLocked() {
 func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.receiveLocked(now, nic, frames, nil)
+	s.receiveLocked(now, nic, frames, nil, nil)
 }
 
 // receiveNow is Receive at the time the loop lock is taken. The real-time
@@ -277,13 +282,17 @@ func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 // meta, when not nil, holds each frame's virtio-net header: a frame whose
 // transport checksum the kernel vouches for is not verified again (partial
 // checksums stay partial: nothing past TCP and UDP reads them).
-func (s *Stack) receiveNow(nic *NIC, frames [][]byte, meta []device.VnetHdr) {
+//
+// bufs, when not nil, holds the pooled buffer each frame lies in, lent to
+// the stack: a buffer a connection kept is set to nil, for the caller to
+// replace.
+func (s *Stack) receiveNow(nic *NIC, frames [][]byte, meta []device.VnetHdr, bufs []*[]byte) {
 	s.mu.lockDriver()
 	defer s.mu.Unlock()
-	s.receiveLocked(s.clock(), nic, frames, meta)
+	s.receiveLocked(s.clock(), nic, frames, meta, bufs)
 }
 
-func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte, meta []device.VnetHdr) {
+func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte, meta []device.VnetHdr, bufs []*[]byte) {
 	if s.closed {
 		return
 	}
@@ -291,7 +300,13 @@ func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte, meta []d
 		if meta != nil {
 			nic.rxCsumOK = meta[i].Flags&(device.VnetNeedsCsum|device.VnetDataValid) != 0
 		}
+		if bufs != nil {
+			nic.rxBuf = bufs[i]
+		}
 		s.handleFrameLocked(now, nic, f)
+		if bufs != nil {
+			bufs[i], nic.rxBuf = nic.rxBuf, nil
+		}
 	}
 	nic.rxCsumOK = false
 	s.endStepLocked()

@@ -201,7 +201,9 @@ func (s *Stack) tcpInputLocked(now mono.Time, nic *NIC, h ip.IPv4) {
 			st.ListenOverflows++
 			return
 		}
+		seg.Buf = nic.rxBuf
 		tc.c.Input(now, seg)
+		nic.rxBuf, seg.Buf = seg.Buf, nil // nil if the connection kept it
 		if tc.afterLocked(now)&tcp.EventReuse == 0 {
 			return
 		}

@@ -1,44 +1,19 @@
 package tcp
 
 import (
-	"math/bits"
 	"sync"
+
+	"github.com/tapstack/tapstack/internal/bufpool"
 
 	"github.com/tapstack/tapstack/tcp/seq"
 )
 
-// Buffers grow on demand in power-of-two chunks from a pool and go back to
-// it as soon as they are empty, so an idle connection holds no buffer
-// memory at all, and a busy one reuses chunks without allocating.
-const (
-	chunkMinShift = 11 // 2 KiB
-	chunkMaxShift = 23 // 8 MiB
-)
+// Buffers grow on demand in chunks from internal/bufpool and go back to it
+// as soon as they are empty, so an idle connection holds no buffer memory
+// at all, and a busy one reuses chunks without allocating.
+func getChunk(n int) *[]byte { return bufpool.Get(n) }
 
-var chunkPools [chunkMaxShift + 1]sync.Pool
-
-// getChunk returns a buffer of at least n bytes: a pooled power of two up
-// to 8 MiB, a fresh one beyond.
-func getChunk(n int) *[]byte {
-	shift := max(bits.Len(uint(n-1)), chunkMinShift)
-	if shift > chunkMaxShift {
-		b := make([]byte, n)
-		return &b
-	}
-	if v := chunkPools[shift].Get(); v != nil {
-		return v.(*[]byte)
-	}
-	b := make([]byte, 1<<shift)
-	return &b
-}
-
-func putChunk(b *[]byte) {
-	n := len(*b)
-	if n&(n-1) != 0 || n < 1<<chunkMinShift || n > 1<<chunkMaxShift {
-		return
-	}
-	chunkPools[bits.Len(uint(n-1))].Put(b)
-}
+func putChunk(b *[]byte) { bufpool.Put(b) }
 
 // sendBuffer holds the data from SND.UNA on: unacknowledged, then unsent.
 type sendBuffer struct{ ring }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tapstack/tapstack/internal/bufpool"
 )
 
 // A ring never moves what it holds: growing adds chunks behind the first.
@@ -44,23 +46,44 @@ func TestRingStartsAtLastPeakSize(t *testing.T) {
 	r.discard(r.Len())
 	r.release()
 	r.write(p[:10], 1<<30)
-	if got := len(*r.cs.c[0]); got != ringChunk {
+	if got := len(*r.cs.c[0].b); got != ringChunk {
 		t.Fatalf("first chunk after a 48 KiB period = %d, want %d", got, ringChunk)
 	}
 	r.discard(r.Len())
 	r.release()
 	r.write(p[:100], 1<<30)
-	if got := len(*r.cs.c[0]); got != 1<<chunkMinShift {
-		t.Fatalf("first chunk after a quiet period = %d, want %d", got, 1<<chunkMinShift)
+	if got := len(*r.cs.c[0].b); got != 2048 {
+		t.Fatalf("first chunk after a quiet period = %d, want %d", got, 2048)
 	}
 	r.discard(r.Len())
 	r.release()
+}
+
+// adoptedSlack returns the memory of the adopted buffers r holds, and a
+// chunk for each, which the chunk written before it may have left unfilled.
+func (r *ring) adoptedSlack() int {
+	n := 0
+	if r.cs != nil {
+		for _, s := range r.cs.c {
+			if s.adopted {
+				n += cap(*s.b) + ringChunk
+			}
+		}
+	}
+	return n
 }
 
 // The ring against a bytes.Buffer model: random writes under a limit,
 // peeks of up to a segment at random offsets, reads, discards and
 // releases.
 func TestRingModel(t *testing.T) {
+	t.Run("send", func(t *testing.T) { testRingModel(t, false) })
+	t.Run("receive", func(t *testing.T) { testRingModel(t, true) })
+}
+
+// testRingModel runs the model; with adopt, a tenth of the steps adopt a
+// buffer instead of copying.
+func testRingModel(t *testing.T, adopt bool) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	src := make([]byte, 1<<20)
 	for i := range src {
@@ -84,8 +107,26 @@ func TestRingModel(t *testing.T) {
 			}
 			model = append(model, src[next:next+got]...)
 			next += got
+		case op < 5 && adopt: // adopt a frame-sized buffer holding the next bytes
+			n := rng.IntN(bufpool.Frame-256) + 1
+			if next+n > len(src) {
+				next = 0
+			}
+			b := bufpool.GetFrame()
+			off := rng.IntN(bufpool.Frame - n + 1)
+			copy((*b)[off:], src[next:next+n])
+			limit := 1 << 20
+			if !r.adopt(b, off, n, limit) {
+				if len(model)+n <= limit {
+					t.Fatalf("step %d: adopt %d holding %d declined", step, n, len(model))
+				}
+				bufpool.Put(b)
+				continue
+			}
+			model = append(model, src[next:next+n]...)
+			next += n
 		case op < 6: // peek
-			if len(model) == 0 {
+			if len(model) == 0 || r.cs.adopted > 0 {
 				continue
 			}
 			off := rng.IntN(len(model))
@@ -112,7 +153,7 @@ func TestRingModel(t *testing.T) {
 		if r.Len() != len(model) {
 			t.Fatalf("step %d: len %d, model %d", step, r.Len(), len(model))
 		}
-		if r.Cap() > len(model)+2*ringChunk {
+		if limit := len(model) + 2*ringChunk + r.adoptedSlack(); r.Cap() > limit {
 			t.Fatalf("step %d: cap %d holding %d", step, r.Cap(), len(model))
 		}
 	}

@@ -181,6 +181,13 @@ type Segment struct {
 	Window   uint16
 	Options  Options
 	Payload  []byte
+
+	// Buf, when not nil, is a buffer from internal/bufpool that Payload
+	// lies in, offered to the connection to keep instead of copying the
+	// payload. A connection that takes it sets Buf to nil and gives it back
+	// to the pool once the bytes are read; the caller must not touch it
+	// again.
+	Buf *[]byte
 }
 
 // SegmentOf fills s from a parsed header. The payload stays in h's bytes.

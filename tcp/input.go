@@ -385,7 +385,12 @@ func (c *Conn) processText(in *Input) bool {
 	if len(p) > 0 {
 		// The window keeps the buffer from overflowing; should it not,
 		// what does not fit is not acknowledged and comes again.
-		n := c.rcv.write(p, int(c.rcvBufMax))
+		var n int
+		if c.adopt(s, p) {
+			n = len(p)
+		} else {
+			n = c.rcv.write(p, int(c.rcvBufMax))
+		}
 		if n < len(p) {
 			in.finOK = false
 		}
@@ -408,6 +413,31 @@ func (c *Conn) processText(in *Input) bool {
 		c.quickAcks--
 		c.ackNow = true
 	}
+	return true
+}
+
+// adoptMin is the least in-order payload a connection keeps in the buffer
+// it arrived in rather than copying: below it the copy costs little, and a
+// receive buffer of many small buffers would be slow to read.
+const adoptMin = 16 << 10
+
+// adopt moves p, the in-order payload of s, to the receive buffer by
+// taking the buffer it lies in, when s offers it and p fills at least half
+// of it (so what the receive buffer holds stays within twice the window).
+func (c *Conn) adopt(s *Segment, p []byte) bool {
+	b := s.Buf
+	if b == nil || len(p) < adoptMin || 2*len(p) < cap(*b) {
+		return false
+	}
+	off := cap(*b) - cap(p)
+	if off < 0 || off+len(p) > len(*b) || &(*b)[off] != &p[0] {
+		return false // p is not in b
+	}
+	if !c.rcv.adopt(b, off, len(p), int(c.rcvBufMax)) {
+		return false
+	}
+	s.Buf = nil
+	c.count(func(st *Stats) { st.SegmentsAdopted++ })
 	return true
 }
 

@@ -17,12 +17,18 @@ const ringChunk = 64 << 10
 // bytes as it fills. Bytes are read from the front and written at the
 // back; a chunk read to its end goes back to the pool.
 //
+// A receive buffer may also adopt a buffer that already holds its bytes (a
+// frame the device reader filled) instead of copying them: the buffer joins
+// the chunk list as it is and goes back to the pool once read. While a ring
+// holds an adopted buffer, chunks are no longer at fixed offsets and
+// finding a byte walks the list (send buffers, which peek at any offset,
+// never adopt).
+//
 // An empty ring gives its memory back (release), and the next write takes
 // a first chunk the size the last busy period peaked at, so a stream whose
 // buffer empties now and then does not start small each time.
 type ring struct {
 	cs   *chunkList // nil while the ring holds no memory
-	head int32      // offset of the first byte in the first chunk
 	n    int32      // bytes held
 	peak uint8      // log2 of the most bytes held in this busy period, rounded up
 	last uint8      // peak of the previous busy period
@@ -30,7 +36,18 @@ type ring struct {
 
 // chunkList is a ring's chunks, front first; pooled with its slice so a
 // busy ring does not allocate.
-type chunkList struct{ c []*[]byte }
+type chunkList struct {
+	c       []span
+	adopted int // spans in c that were adopted
+}
+
+// span is a chunk and the bytes of it that the ring holds, (*b)[lo:hi].
+// Only the last span has bytes written after hi; the first is read from lo.
+type span struct {
+	b       *[]byte
+	lo, hi  int32
+	adopted bool
+}
 
 var chunkLists = sync.Pool{New: func() any { return new(chunkList) }}
 
@@ -46,88 +63,135 @@ func (r *ring) Cap() int {
 		return 0
 	}
 	c := 0
-	for _, b := range r.cs.c {
-		c += len(*b)
+	for _, s := range r.cs.c {
+		c += cap(*s.b)
 	}
 	return c
 }
 
-// locate returns the chunk and the offset within it of the byte at pos,
-// counted from the start of the first chunk.
-func (r *ring) locate(pos int) (int, int) {
-	first := len(*r.cs.c[0])
-	if pos < first {
-		return 0, pos
+// locate returns the span holding the byte at off (counted from the first
+// byte held) and its index in the span's chunk. Without adopted spans the
+// chunks after the first are all ringChunk long and full but for the last.
+func (r *ring) locate(off int) (int, int) {
+	c := r.cs.c
+	if r.cs.adopted == 0 {
+		first := int(c[0].hi - c[0].lo)
+		if off < first {
+			return 0, int(c[0].lo) + off
+		}
+		off -= first
+		return 1 + off/ringChunk, off % ringChunk
 	}
-	pos -= first
-	return 1 + pos/ringChunk, pos % ringChunk
+	i := 0
+	for i < len(c)-1 && off >= int(c[i].hi-c[i].lo) {
+		off -= int(c[i].hi - c[i].lo)
+		i++
+	}
+	return i, int(c[i].lo) + off
 }
 
-// write appends what fits of p under limit bytes and returns how much.
+// write copies in what fits of p under limit bytes and returns how much.
 func (r *ring) write(p []byte, limit int) int {
 	n := min(len(p), min(limit, maxRing)-int(r.n))
 	if n <= 0 {
 		return 0
 	}
 	if r.cs == nil {
-		size := max(n, 1<<r.last)
 		r.cs = chunkLists.Get().(*chunkList)
-		r.cs.c = append(r.cs.c, getChunk(min(size, ringChunk)))
+		r.cs.c = append(r.cs.c, span{b: getChunk(min(max(n, 1<<r.last), ringChunk))})
 	}
-	pos := int(r.head) + int(r.n)
 	for done := 0; done < n; {
-		i, off := r.locate(pos)
-		if i == len(r.cs.c) {
-			r.cs.c = append(r.cs.c, getChunk(ringChunk))
+		last := &r.cs.c[len(r.cs.c)-1]
+		if int(last.hi) == len(*last.b) || last.adopted {
+			r.cs.c = append(r.cs.c, span{b: getChunk(ringChunk)})
+			last = &r.cs.c[len(r.cs.c)-1]
 		}
-		k := copy((*r.cs.c[i])[off:], p[done:n])
+		k := copy((*last.b)[last.hi:], p[done:n])
+		last.hi += int32(k)
 		done += k
-		pos += k
 	}
+	r.grew(n)
+	return n
+}
+
+// adopt appends the n bytes at (*b)[off:] to the ring without copying them
+// and takes b, which goes back to the pool once they are read. It declines,
+// returning false, when they would not all fit under limit.
+func (r *ring) adopt(b *[]byte, off, n, limit int) bool {
+	if n <= 0 || n > min(limit, maxRing)-int(r.n) || off+n > len(*b) {
+		return false
+	}
+	if r.cs == nil {
+		r.cs = chunkLists.Get().(*chunkList)
+	} else if l := &r.cs.c[len(r.cs.c)-1]; l.hi == l.lo {
+		// An empty last chunk (the front one, read to its end) makes way.
+		putChunk(l.b)
+		r.cs.c = r.cs.c[:len(r.cs.c)-1]
+		if l.adopted {
+			r.cs.adopted--
+		}
+	}
+	r.cs.c = append(r.cs.c, span{b: b, lo: int32(off), hi: int32(off + n), adopted: true})
+	r.cs.adopted++
+	r.grew(n)
+	return true
+}
+
+// grew accounts for n bytes added.
+func (r *ring) grew(n int) {
 	r.n += int32(n)
 	if int(r.n) > 1<<r.peak {
 		r.peak = uint8(bits.Len(uint(r.n - 1)))
 	}
-	return n
 }
 
 // peek returns n bytes from offset off, in one or two parts; n is at most
-// ringChunk.
+// ringChunk, and the ring has adopted nothing.
 func (r *ring) peek(off, n int) [2][]byte {
 	if n == 0 {
 		return [2][]byte{}
 	}
-	i, o := r.locate(int(r.head) + off)
-	b := *r.cs.c[i]
-	if o+n <= len(b) {
-		return [2][]byte{b[o : o+n]}
+	i, o := r.locate(off)
+	s := r.cs.c[i]
+	if o+n <= int(s.hi) {
+		return [2][]byte{(*s.b)[o : o+n]}
 	}
-	return [2][]byte{b[o:], (*r.cs.c[i+1])[:n-(len(b)-o)]}
+	next := r.cs.c[i+1]
+	return [2][]byte{(*s.b)[o:s.hi], (*next.b)[next.lo : int(next.lo)+n-(int(s.hi)-o)]}
 }
 
 // read moves up to len(p) bytes into p.
 func (r *ring) read(p []byte) int {
 	n := min(len(p), int(r.n))
-	for done := 0; done < n; {
-		i, o := r.locate(int(r.head) + done)
-		done += copy(p[done:n], (*r.cs.c[i])[o:])
+	for done, i := 0, 0; done < n; i++ {
+		s := r.cs.c[i]
+		done += copy(p[done:n], (*s.b)[s.lo:s.hi])
 	}
 	r.discard(n)
 	return n
 }
 
-// discard drops n bytes from the front, and the chunks read to their end.
+// discard drops n bytes from the front, and the chunks read to their end
+// (the last chunk stays, to be written on).
 func (r *ring) discard(n int) {
 	if n <= 0 {
 		return
 	}
 	r.n -= int32(n)
-	head := int(r.head) + n
 	c := r.cs.c
 	drop := 0
-	for drop < len(c)-1 && head >= len(*c[drop]) {
-		head -= len(*c[drop])
-		putChunk(c[drop])
+	for {
+		s := &c[drop]
+		k := min(n, int(s.hi-s.lo))
+		s.lo += int32(k)
+		n -= k
+		if s.lo < s.hi || drop == len(c)-1 {
+			break
+		}
+		putChunk(s.b)
+		if s.adopted {
+			r.cs.adopted--
+		}
 		drop++
 	}
 	if drop > 0 {
@@ -135,10 +199,9 @@ func (r *ring) discard(n int) {
 		clear(c[k:])
 		r.cs.c = c[:k]
 	}
-	if r.n == 0 {
-		head = 0
+	if r.n == 0 && !r.cs.c[0].adopted {
+		r.cs.c[0].lo, r.cs.c[0].hi = 0, 0
 	}
-	r.head = int32(head)
 }
 
 // release gives an empty ring's memory back to the pools.
@@ -146,12 +209,13 @@ func (r *ring) release() {
 	if r.cs == nil || r.n != 0 {
 		return
 	}
-	for i, b := range r.cs.c {
-		putChunk(b)
-		r.cs.c[i] = nil
+	for i, s := range r.cs.c {
+		putChunk(s.b)
+		r.cs.c[i] = span{}
 	}
 	r.cs.c = r.cs.c[:0]
+	r.cs.adopted = 0
 	chunkLists.Put(r.cs)
-	r.cs, r.head = nil, 0
+	r.cs = nil
 	r.last, r.peak = r.peak, 0
 }

@@ -26,6 +26,7 @@ type Stats struct {
 	OutOfOrder          uint64 // segments queued beyond a hole
 	OutOfOrderDropped   uint64 // ...that did not fit the queue's bounds
 	TrimmedBeyondWindow uint64 // segments cut to the receive window
+	SegmentsAdopted     uint64 // in-order segments kept in the buffer they arrived in, not copied
 	DupACKs             uint64
 	DSACKsReceived      uint64
 	Undos               uint64 // recoveries found spurious and undone
