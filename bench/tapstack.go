@@ -162,6 +162,15 @@ func (d *wireDevice) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
+// WriteBatchGather implements device.GatherWriter: the wire copies each
+// frame in from its parts, as it does gVisor's.
+func (d *wireDevice) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
+	for i, h := range heads {
+		d.tx.write(h[offset:], tails[i][0], tails[i][1])
+	}
+	return len(heads), nil
+}
+
 func (d *wireDevice) BatchSize() int             { return rxBatch }
 func (d *wireDevice) MTU() int                   { return d.mtu }
 func (d *wireDevice) LinkAddr() net.HardwareAddr { return nil }

@@ -67,3 +67,13 @@ type Device interface {
 	// is harmless.
 	Close() error
 }
+
+// GatherWriter is a Device that writes a frame from several buffers, as
+// writev does, so that a stack can send a segment's payload from its socket
+// buffer without first copying it behind the headers.
+type GatherWriter interface {
+	// WriteBatchGather is WriteBatch for frames in parts: frame i is
+	// heads[i][offset:] followed by tails[i][0] and tails[i][1]; len(tails)
+	// is len(heads). It does not keep heads or tails after returning.
+	WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (n int, err error)
+}

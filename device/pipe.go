@@ -207,7 +207,22 @@ func (e *PipeEnd) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	if e.vnet != 0 {
 		clearVnet(bufs, offset)
 	}
-	return e.write(bufs, nil, offset)
+	return e.write(bufs, nil, nil, offset)
+}
+
+// WriteBatchGather implements GatherWriter: each frame is copied from its
+// parts into the peer's queue.
+func (e *PipeEnd) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
+	if len(tails) != len(heads) {
+		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	if err := checkBatch(heads, offset, false); err != nil {
+		return 0, err
+	}
+	if e.vnet != 0 {
+		clearVnet(heads, offset)
+	}
+	return e.write(heads, nil, tails, offset)
 }
 
 // WriteBatchOffload is WriteBatch with each frame's metadata, passed to the
@@ -222,10 +237,12 @@ func (e *PipeEnd) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (
 	if e.vnet != 0 {
 		encodeVnet(bufs, meta, offset)
 	}
-	return e.write(bufs, meta, offset)
+	return e.write(bufs, meta, nil, offset)
 }
 
-func (e *PipeEnd) write(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
+// write queues the frames bufs[i][offset:], each followed by tails[i] when
+// tails is not nil, for the peer.
+func (e *PipeEnd) write(bufs [][]byte, meta []VnetHdr, tails [][2][]byte, offset int) (int, error) {
 	if e.closed.Load() {
 		return 0, fmt.Errorf("device: pipe: write: %w", net.ErrClosed)
 	}
@@ -234,11 +251,16 @@ func (e *PipeEnd) write(bufs [][]byte, meta []VnetHdr, offset int) (int, error) 
 	q.mu.Lock()
 	for i, b := range bufs {
 		f := b[offset:]
+		var tail [2][]byte
+		if tails != nil {
+			tail = tails[i]
+		}
+		size := len(f) + len(tail[0]) + len(tail[1])
 		limit := e.maxFrame
 		if meta != nil && meta[i].IsGSO() {
 			limit = MaxOffloadFrameSize
 		}
-		if len(f) == 0 || len(f) > limit || q.closed || q.count == len(q.slots) {
+		if size == 0 || size > limit || q.closed || q.count == len(q.slots) {
 			e.txDropped.Add(1)
 			continue
 		}
@@ -247,10 +269,14 @@ func (e *PipeEnd) write(bufs [][]byte, meta []VnetHdr, offset int) (int, error) 
 		if k := len(q.free); k > 0 {
 			s, q.free = q.free[k-1], q.free[:k-1]
 		}
-		if cap(s) < len(f) {
-			s = make([]byte, max(e.vnet+e.maxFrame, len(f)))
+		if cap(s) < e.vnet+size {
+			s = make([]byte, max(e.vnet+e.maxFrame, e.vnet+size))
 		}
-		q.slots[(q.head+q.count)%len(q.slots)] = s[:copy(s, f)]
+		s = s[:cap(s)]
+		n := copy(s, f)
+		n += copy(s[n:], tail[0])
+		n += copy(s[n:], tail[1])
+		q.slots[(q.head+q.count)%len(q.slots)] = s[:n]
 		q.count++
 		queued = true
 	}

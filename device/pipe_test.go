@@ -9,7 +9,10 @@ import (
 	"testing"
 )
 
-var _ Device = (*PipeEnd)(nil)
+var (
+	_ Device       = (*PipeEnd)(nil)
+	_ GatherWriter = (*PipeEnd)(nil)
+)
 
 func TestPipeRoundTrip(t *testing.T) {
 	a, b := Pipe(PipeConfig{})
@@ -44,6 +47,39 @@ func TestPipeRoundTrip(t *testing.T) {
 	rx, tx := a.Drops()
 	if rx != 0 || tx != 0 {
 		t.Errorf("drops %d %d", rx, tx)
+	}
+}
+
+// A frame written in parts arrives whole; one whose parts add up past the
+// MTU is dropped and counted like any frame too long.
+func TestPipeWriteBatchGather(t *testing.T) {
+	a, b := Pipe(PipeConfig{MTU: 100, L3: true})
+	defer a.Close()
+	defer b.Close()
+	heads := [][]byte{frameBuf([]byte("head|")), frameBuf([]byte("h2|")), frameBuf([]byte("only"))}
+	tails := [][2][]byte{
+		{[]byte("first part|"), []byte("second")},
+		{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 40)}, // 103 bytes: too long
+		{},
+	}
+	if _, err := a.WriteBatchGather(heads, tails[:2], Headroom); err == nil {
+		t.Error("WriteBatchGather took 3 heads with 2 tails")
+	}
+	if n, err := a.WriteBatchGather(heads, tails, Headroom); n != 3 || err != nil {
+		t.Fatalf("WriteBatchGather = %d, %v", n, err)
+	}
+	bufs, sizes := newBufs(4, 100)
+	n, err := b.ReadBatch(bufs, sizes, Headroom)
+	if n != 2 || err != nil {
+		t.Fatalf("ReadBatch = %d, %v, want 2 frames", n, err)
+	}
+	for i, want := range []string{"head|first part|second", "only"} {
+		if got := string(bufs[i][Headroom : Headroom+sizes[i]]); got != want {
+			t.Errorf("frame %d = %q, want %q", i, got, want)
+		}
+	}
+	if _, tx := a.Drops(); tx != 1 {
+		t.Errorf("%d frames dropped on write, want 1", tx)
 	}
 }
 

@@ -161,6 +161,12 @@ func (s *Stack) AttachDevice(dev device.Device, cfg NICConfig) (*NIC, error) {
 	}
 	nic.tx = newTxQueue(dev)
 	nic.offloads = device.OffloadsOf(dev)
+	if gw, ok := dev.(device.GatherWriter); ok && !nic.l2 && nic.offloads == 0 {
+		// TCP payload goes from send buffers to the device uncopied. (An
+		// Ethernet NIC would have to carry the parts through address
+		// resolution, and one with offloads through the offload writes.)
+		nic.tx.gather, nic.gather = gw, true
+	}
 	s.mu.addQueue(nic.tx)
 	s.drv.devs = append(s.drv.devs, dev)
 	s.drv.wg.Add(1)
@@ -272,7 +278,7 @@ type txQueue struct {
 
 	mu      sync.Mutex
 	cond    sync.Cond // frames were taken out, or state changed
-	ring    []*[]byte // queued frames, the oldest at head; len is a power of 2
+	ring    []txFrame // queued frames, the oldest at head; len is a power of 2
 	head    int
 	n       int
 	bytes   int    // frame bytes queued
@@ -283,9 +289,15 @@ type txQueue struct {
 	closed  bool        // the writer goroutine has returned: frames are dropped
 	over    atomic.Bool // bytes >= txQueueMax; read without mu by Lock
 
+	// gather is the device as a GatherWriter when the NIC sends TCP
+	// payload from send buffers (NIC.gather); its frames are all written
+	// with WriteBatchGather.
+	gather device.GatherWriter
+
 	// The current writer's.
-	batch  []*[]byte
+	batch  []txFrame
 	views  [][]byte
+	tails  [][2][]byte
 	meta   []device.VnetHdr
 	failed uint64
 }
@@ -312,8 +324,8 @@ const (
 )
 
 func newTxQueue(dev device.Device) *txQueue {
-	q := &txQueue{dev: dev, wake: make(chan struct{}, 1), ring: make([]*[]byte, 256),
-		batch: make([]*[]byte, 0, txChunk), views: make([][]byte, 0, txChunk)}
+	q := &txQueue{dev: dev, wake: make(chan struct{}, 1), ring: make([]txFrame, 256),
+		batch: make([]txFrame, 0, txChunk), views: make([][]byte, 0, txChunk)}
 	q.cond.L = &q.mu
 	return q
 }
@@ -321,7 +333,7 @@ func newTxQueue(dev device.Device) *txQueue {
 // pushLocked queues frames, taking ownership of their buffers, and returns
 // the device errors counted since the last push, for Stats. l is the loop
 // lock, held.
-func (q *txQueue) pushLocked(frames []*[]byte, l *loopLock) (errs uint64) {
+func (q *txQueue) pushLocked(frames []txFrame, l *loopLock) (errs uint64) {
 	q.mu.Lock()
 	// The writer, unless it is this very step, makes progress without the
 	// loop lock.
@@ -334,8 +346,8 @@ func (q *txQueue) pushLocked(frames []*[]byte, l *loopLock) (errs uint64) {
 	}
 	if q.closed {
 		q.mu.Unlock()
-		for _, b := range frames {
-			putBuf(b)
+		for i := range frames {
+			frames[i].release()
 		}
 		return 0
 	}
@@ -343,10 +355,10 @@ func (q *txQueue) pushLocked(frames []*[]byte, l *loopLock) (errs uint64) {
 		q.growLocked(q.n + len(frames))
 	}
 	mask := len(q.ring) - 1
-	for _, b := range frames {
-		q.ring[(q.head+q.n)&mask] = b
+	for i := range frames {
+		q.ring[(q.head+q.n)&mask] = frames[i]
 		q.n++
-		q.bytes += len(*b) - frameOffset
+		q.bytes += frames[i].size()
 	}
 	errs, q.errors = q.errors, 0
 	if q.bytes >= txQueueMax {
@@ -397,7 +409,7 @@ func (q *txQueue) growLocked(n int) {
 	for size < n {
 		size *= 2
 	}
-	r := make([]*[]byte, size)
+	r := make([]txFrame, size)
 	mask := len(q.ring) - 1
 	for i := 0; i < q.n; i++ {
 		r[i] = q.ring[(q.head+i)&mask]
@@ -476,11 +488,11 @@ func (q *txQueue) take() bool {
 	before := q.bytes
 	mask := len(q.ring) - 1
 	for range k {
-		b := q.ring[q.head]
-		q.ring[q.head] = nil
+		f := q.ring[q.head]
+		q.ring[q.head] = txFrame{}
 		q.head = (q.head + 1) & mask
-		q.batch = append(q.batch, b)
-		q.bytes -= len(*b) - frameOffset
+		q.batch = append(q.batch, f)
+		q.bytes -= f.size()
 	}
 	q.n -= k
 	if q.bytes < txQueueMax {
@@ -494,15 +506,42 @@ func (q *txQueue) take() bool {
 
 // write writes the batch and returns its buffers to the pool.
 func (q *txQueue) write() {
+	if q.gather != nil {
+		q.failed += q.writeGather()
+		q.batch = q.batch[:0]
+		return
+	}
 	views := framesOf(q.batch, q.views)
 	if od, ok := q.dev.(device.Offloader); ok && od.Offloads() != 0 {
 		q.failed += writeAllOffload(od, views, &q.meta)
 	} else {
 		q.failed += writeAll(q.dev, views, frameOffset)
 	}
-	releaseBufs(q.batch, views)
+	releaseFrames(q.batch, views)
 	q.batch = q.batch[:0]
 	q.views = views[:0]
+}
+
+// writeGather writes the batch with WriteBatchGather, releases its frames
+// and returns how many the device failed to take.
+func (q *txQueue) writeGather() (failed uint64) {
+	views, tails := q.views[:0], q.tails[:0]
+	for i := range q.batch {
+		views = append(views, *q.batch[i].b)
+		tails = append(tails, q.batch[i].tail)
+	}
+	for h, t := views, tails; len(h) > 0; {
+		n, err := q.gather.WriteBatchGather(h, t, frameOffset)
+		if err != nil {
+			failed = uint64(len(h) - n)
+			break
+		}
+		h, t = h[n:], t[n:]
+	}
+	releaseFrames(q.batch, views)
+	clear(tails)
+	q.views, q.tails = views[:0], tails[:0]
+	return failed
 }
 
 // readLoop feeds frames from dev into the core until the device closes.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/tapstack/tapstack/internal/bufpool"
 	"github.com/tapstack/tapstack/ip"
 	"github.com/tapstack/tapstack/mono"
 )
@@ -93,6 +94,10 @@ type ipv4Out struct {
 	tos      uint8
 	df       bool // don't fragment
 	gso      bool // a TSO super-segment: the device cuts it to the MTU
+	// tail is payload the device writes after the packet's buffer, held
+	// by refs (a gather write; only on a NIC with gather, and with df).
+	tail [2][]byte
+	refs [2]*bufpool.Ref
 }
 
 // ipPayloadOffset is where the IPv4 payload starts in a pooled buffer for
@@ -106,9 +111,10 @@ func (n *NIC) ipPayloadOffset() int { return n.ipOffset() + ip.IPv4MinHeaderLen 
 func (s *Stack) sendIPv4Locked(now mono.Time, r Route, nh netip.Addr, o ipv4Out, b *[]byte) error {
 	nic := r.NIC
 	off := nic.ipOffset()
-	total := len(*b) - off
+	total := len(*b) - off + len(o.tail[0]) + len(o.tail[1])
 	if total > 0xffff {
 		putBuf(b)
+		releaseRefs(o.refs)
 		s.stats.IPv4.TooLong++
 		return ErrMessageTooLong
 	}
@@ -122,15 +128,22 @@ func (s *Stack) sendIPv4Locked(now mono.Time, r Route, nh netip.Addr, o ipv4Out,
 	}
 	if err := f.Encode((*b)[off:]); err != nil {
 		putBuf(b)
+		releaseRefs(o.refs)
 		s.stats.Link.EncodeErrors++
 		return err
 	}
 	s.stats.IPv4.Sent++
+	if o.tail[0] != nil && (total <= nic.mtu || o.gso) {
+		nic.queueFrameLocked(txFrame{b: b, tail: o.tail, refs: o.refs})
+		s.stats.Link.FramesGathered++
+		return nil
+	}
 	if total <= nic.mtu || o.gso {
 		nic.outputLocked(now, nh, b)
 		return nil
 	}
-	if o.df {
+	if o.df || o.tail[0] != nil {
+		releaseRefs(o.refs)
 		putBuf(b)
 		s.stats.IPv4.TooLong++
 		return ErrMessageTooLong

@@ -33,22 +33,49 @@ func getBuf(n int) *[]byte {
 // writer returns the buffers it wrote without the loop lock.
 func putBuf(b *[]byte) { bufpool.Put(b) }
 
-// framesOf fills views (reusing its array) with the frames bufs hold, for
-// a Link or a device write.
-func framesOf(bufs []*[]byte, views [][]byte) [][]byte {
+// txFrame is an outbound frame: the bytes of b from frameOffset on, then,
+// for a gather write, those of tail, which lie in a TCP send buffer's
+// chunks and which refs keep from going back to the pool until the device
+// has written them.
+type txFrame struct {
+	b    *[]byte
+	tail [2][]byte
+	refs [2]*bufpool.Ref
+}
+
+// size is the frame's length.
+func (f *txFrame) size() int { return len(*f.b) - frameOffset + len(f.tail[0]) + len(f.tail[1]) }
+
+// release gives the frame's buffer back and lets go of its tail.
+func (f *txFrame) release() {
+	putBuf(f.b)
+	releaseRefs(f.refs)
+	*f = txFrame{}
+}
+
+func releaseRefs(refs [2]*bufpool.Ref) {
+	for _, r := range refs {
+		if r != nil {
+			r.Release()
+		}
+	}
+}
+
+// framesOf fills views (reusing its array) with the frames' buffers, for a
+// Link or a device write.
+func framesOf(frames []txFrame, views [][]byte) [][]byte {
 	views = views[:0]
-	for _, b := range bufs {
-		views = append(views, *b)
+	for i := range frames {
+		views = append(views, *frames[i].b)
 	}
 	return views
 }
 
-// releaseBufs returns written frames to the pool and drops both slices'
-// references to them.
-func releaseBufs(bufs []*[]byte, views [][]byte) {
-	for _, b := range bufs {
-		putBuf(b)
+// releaseFrames releases written frames and drops views' references to
+// them.
+func releaseFrames(frames []txFrame, views [][]byte) {
+	for i := range frames {
+		frames[i].release()
 	}
-	clear(bufs)
 	clear(views)
 }

@@ -127,7 +127,7 @@ type NIC struct {
 
 	// Guarded by s.mu.
 	neigh   *neighborCache // made on first use
-	txq     []*[]byte      // pooled buffers with a frame at [frameOffset:len]
+	txq     []txFrame      // frames queued by this step
 	txViews [][]byte       // reused slice header array for Transmit
 	queued  bool           // on s.dirty
 	// tx, on a NIC made by AttachDevice, takes the output instead of link,
@@ -148,6 +148,9 @@ type NIC struct {
 	// the payload (tcp.Segment.Buf), and sets it to nil then. Nil when the
 	// caller keeps its frames, and for a reassembled datagram.
 	rxBuf *[]byte
+	// gather says TCP may send payload as a tail that the device writes
+	// from the send buffer (txFrame, device.GatherWriter).
+	gather bool
 }
 
 // frameOffset is where outbound frames start in their buffers: room for a
@@ -227,7 +230,12 @@ func (n *NIC) primaryAddr() (netip.Addr, bool) {
 // queueLocked queues a built frame for transmission when the current step
 // ends. The buffer returns to the pool after Transmit.
 func (n *NIC) queueLocked(b *[]byte) {
-	n.txq = append(n.txq, b)
+	n.queueFrameLocked(txFrame{b: b})
+}
+
+// queueFrameLocked queues f for the device, taking ownership of it.
+func (n *NIC) queueFrameLocked(f txFrame) {
+	n.txq = append(n.txq, f)
 	if !n.queued {
 		n.queued = true
 		n.s.dirty = append(n.s.dirty, n)
@@ -249,7 +257,7 @@ func (s *Stack) flushLocked() {
 		views := framesOf(n.txq, n.txViews)
 		n.link.Transmit(views, frameOffset)
 		s.stats.Link.FramesSent += uint64(len(views))
-		releaseBufs(n.txq, views)
+		releaseFrames(n.txq, views)
 		n.txq = n.txq[:0]
 		n.txViews = views[:0]
 	}

@@ -15,6 +15,7 @@ type Stats struct {
 type LinkStats struct {
 	FramesReceived   uint64
 	FramesSent       uint64
+	FramesGathered   uint64 // ...of which the device wrote the payload from a send buffer
 	Malformed        uint64 // unparsable Ethernet header
 	NotForUs         uint64 // another unicast MAC (promiscuous capture)
 	VLANTagged       uint64 // 802.1Q frames: no VLAN is configured

@@ -226,7 +226,7 @@ func (s *Stack) tcpResetLocked(now mono.Time, key tcpKey, seg *tcp.Segment) {
 	f.SrcPort, f.DstPort = key.local.Port(), key.remote.Port()
 	s.tcp.rst = f
 	s.stats.TCP.ResetsSent++
-	s.tcpSendLocked(now, key.local, key.remote, &s.tcp.rst, [2][]byte{}, 0)
+	s.tcpSendLocked(now, nil, key.local, key.remote, &s.tcp.rst, [2][]byte{}, 0)
 }
 
 func (s *Stack) tcpListenerLocked(local netip.AddrPort) *TCPListener {
@@ -244,14 +244,21 @@ func (o tcpOutput) SendSegment(now mono.Time, c *tcp.Conn, f *tcp.HeaderFields, 
 	if len(payload[0])+len(payload[1]) > c.MSS() {
 		seg = c.SegmentSize() // a TSO super-segment, cut at this size
 	}
-	o.s.tcpSendLocked(now, local, remote, f, payload, seg)
+	o.s.tcpSendLocked(now, c, local, remote, f, payload, seg)
 }
 
+// gatherMin is the least payload a segment sends from the send buffer as
+// it lies there (NIC.gather): below it a copy behind the headers costs
+// less than holding the send buffer's chunk until the device is done.
+const gatherMin = 16 << 10
+
 // tcpSendLocked builds a segment in place: the payload copied once to its
-// final offset in a pooled buffer, the TCP header encoded in front of it
-// with the checksum, then IPv4 (DF set, as Linux does for TCP). segSize is
-// not 0 for a TSO super-segment, which the device cuts at that size.
-func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte, segSize int) {
+// final offset in a pooled buffer, or, on a NIC that gathers, left in c's
+// send buffer for the device to write from; the TCP header encoded in
+// front of it with the checksum, then IPv4 (DF set, as Linux does for
+// TCP). segSize is not 0 for a TSO super-segment, which the device cuts at
+// that size. c is nil for a segment without a connection (a RST).
+func (s *Stack) tcpSendLocked(now mono.Time, c *tcp.Conn, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte, segSize int) {
 	r, nh, src, err := s.routeFromLocked(local.Addr(), remote.Addr())
 	if err != nil {
 		s.stats.TCP.NoRoute++
@@ -261,14 +268,27 @@ func (s *Stack) tcpSendLocked(now mono.Time, local, remote netip.AddrPort, f *tc
 	off := nic.ipPayloadOffset()
 	hl := f.HeaderLen()
 	plen := len(payload[0]) + len(payload[1])
+	o := ipv4Out{proto: ip.ProtocolTCP, src: src, dst: remote.Addr(), df: true}
+	pseudo := checksum.PseudoHeaderV4(src.As4(), remote.Addr().As4(), uint8(ip.ProtocolTCP), uint16(hl+plen))
+	if nic.gather && c != nil && plen >= gatherMin && off+hl+plen-nic.ipOffset() <= nic.mtu {
+		b := getBuf(off + hl)
+		*b = (*b)[:off+hl]
+		o.tail, o.refs = payload, c.HoldPayload(f, plen)
+		if _, err = f.Encode((*b)[off:], pseudo, checksum.SumVec(payload[:], 0)); err != nil {
+			putBuf(b)
+			releaseRefs(o.refs)
+			s.stats.Link.EncodeErrors++
+			return
+		}
+		_ = s.sendIPv4Locked(now, r, nh, o, b)
+		return
+	}
 	n := off + hl + plen
 	b := getBuf(n)
 	*b = (*b)[:n]
 	p := (*b)[off+hl:]
 	k := copy(p, payload[0])
 	copy(p[k:], payload[1])
-	pseudo := checksum.PseudoHeaderV4(src.As4(), remote.Addr().As4(), uint8(ip.ProtocolTCP), uint16(hl+plen))
-	o := ipv4Out{proto: ip.ProtocolTCP, src: src, dst: remote.Addr(), df: true}
 	if nic.offloads&device.OffloadChecksum != 0 {
 		// The device finishes the checksum (and with TSO cuts a
 		// super-segment at the segment size): no pass over the payload.

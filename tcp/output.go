@@ -3,6 +3,7 @@ package tcp
 import (
 	"time"
 
+	"github.com/tapstack/tapstack/internal/bufpool"
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/tcp/seq"
 )
@@ -346,6 +347,14 @@ func (c *Conn) superSegment(avail, unsent, mss int) int {
 		n -= tail
 	}
 	return n
+}
+
+// HoldPayload holds the send buffer's chunks under the n payload bytes of
+// the segment f that SendSegment is sending, so that an Output can hand
+// them on without copying (a gather write); it releases each Ref returned
+// that is not nil once done with the bytes. Call it only from SendSegment.
+func (c *Conn) HoldPayload(f *HeaderFields, n int) [2]*bufpool.Ref {
+	return c.snd.hold(int(c.sndBufSeq.Size(f.SeqNum)), n)
 }
 
 // SegmentSize is the payload of each segment a super-segment is cut into:

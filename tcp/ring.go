@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+
+	"github.com/tapstack/tapstack/internal/bufpool"
 )
 
 // ringChunk is the size of every chunk of a ring but its first. A ring that
@@ -43,10 +45,26 @@ type chunkList struct {
 
 // span is a chunk and the bytes of it that the ring holds, (*b)[lo:hi].
 // Only the last span has bytes written after hi; the first is read from lo.
+//
+// A send buffer's chunk that an output holds (hold) gets a Ref, which the
+// ring counts as one holder: the chunk goes back to the pool when the ring
+// and every frame pointing into it have let go, and the bytes a frame
+// points at are never written again.
 type span struct {
 	b       *[]byte
+	ref     *bufpool.Ref // nil until the chunk is first held
 	lo, hi  int32
 	adopted bool
+}
+
+// free gives s's chunk back, or the ring's hold on it.
+func (s *span) free() {
+	if s.ref != nil {
+		s.ref.Release()
+	} else {
+		putChunk(s.b)
+	}
+	*s = span{}
 }
 
 var chunkLists = sync.Pool{New: func() any { return new(chunkList) }}
@@ -101,6 +119,9 @@ func (r *ring) write(p []byte, limit int) int {
 		r.cs.c = append(r.cs.c, span{b: getChunk(min(max(n, 1<<r.last), ringChunk))})
 	}
 	for done := 0; done < n; {
+		if len(r.cs.c) == 0 {
+			r.cs.c = append(r.cs.c, span{b: getChunk(ringChunk)})
+		}
 		last := &r.cs.c[len(r.cs.c)-1]
 		if int(last.hi) == len(*last.b) || last.adopted {
 			r.cs.c = append(r.cs.c, span{b: getChunk(ringChunk)})
@@ -123,13 +144,13 @@ func (r *ring) adopt(b *[]byte, off, n, limit int) bool {
 	}
 	if r.cs == nil {
 		r.cs = chunkLists.Get().(*chunkList)
-	} else if l := &r.cs.c[len(r.cs.c)-1]; l.hi == l.lo {
+	} else if k := len(r.cs.c) - 1; k >= 0 && r.cs.c[k].hi == r.cs.c[k].lo {
 		// An empty last chunk (the front one, read to its end) makes way.
-		putChunk(l.b)
-		r.cs.c = r.cs.c[:len(r.cs.c)-1]
-		if l.adopted {
+		if r.cs.c[k].adopted {
 			r.cs.adopted--
 		}
+		r.cs.c[k].free()
+		r.cs.c = r.cs.c[:k]
 	}
 	r.cs.c = append(r.cs.c, span{b: b, lo: int32(off), hi: int32(off + n), adopted: true})
 	r.cs.adopted++
@@ -188,20 +209,51 @@ func (r *ring) discard(n int) {
 		if s.lo < s.hi || drop == len(c)-1 {
 			break
 		}
-		putChunk(s.b)
 		if s.adopted {
 			r.cs.adopted--
 		}
+		s.free()
 		drop++
 	}
 	if drop > 0 {
 		k := copy(c, c[drop:])
 		clear(c[k:])
-		r.cs.c = c[:k]
+		c = c[:k]
+		r.cs.c = c
 	}
-	if r.n == 0 && !r.cs.c[0].adopted {
-		r.cs.c[0].lo, r.cs.c[0].hi = 0, 0
+	if r.n == 0 && !c[0].adopted {
+		if c[0].ref != nil {
+			// Frames may still point at what it held: write on elsewhere.
+			c[0].free()
+			r.cs.c = c[:0]
+		} else {
+			c[0].lo, c[0].hi = 0, 0
+		}
 	}
+}
+
+// hold returns the chunks under the n bytes from off (as peek gives them),
+// each held once more for the caller, who releases them when done; nil
+// for a part peek would not return.
+func (r *ring) hold(off, n int) (refs [2]*bufpool.Ref) {
+	if n == 0 {
+		return refs
+	}
+	i, o := r.locate(off)
+	refs[0] = r.cs.c[i].share()
+	if o+n > int(r.cs.c[i].hi) {
+		refs[1] = r.cs.c[i+1].share()
+	}
+	return refs
+}
+
+// share adds a holder to s's chunk, giving it a Ref first if it has none.
+func (s *span) share() *bufpool.Ref {
+	if s.ref == nil {
+		s.ref = bufpool.NewRef(s.b)
+	}
+	s.ref.Hold()
+	return s.ref
 }
 
 // release gives an empty ring's memory back to the pools.
@@ -209,9 +261,8 @@ func (r *ring) release() {
 	if r.cs == nil || r.n != 0 {
 		return
 	}
-	for i, s := range r.cs.c {
-		putChunk(s.b)
-		r.cs.c[i] = span{}
+	for i := range r.cs.c {
+		r.cs.c[i].free()
 	}
 	r.cs.c = r.cs.c[:0]
 	r.cs.adopted = 0

@@ -13,6 +13,7 @@ package bufpool
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -64,5 +65,37 @@ func Put(b *[]byte) {
 		frames.Put(b)
 	case n&(n-1) == 0 && n >= 1<<minShift && n <= 1<<maxShift:
 		pow2[bits.Len(uint(n-1))].Put(b)
+	}
+}
+
+// A Ref shares a pooled buffer among holders that read it at once (a TCP
+// send buffer's chunk and the frames pointing into it that a device has
+// yet to write); the last to Release it puts the buffer back. Refs are
+// pooled themselves.
+type Ref struct {
+	b    *[]byte
+	refs atomic.Int32
+}
+
+var refs = sync.Pool{New: func() any { return new(Ref) }}
+
+// NewRef returns a Ref to b with one holder, the caller.
+func NewRef(b *[]byte) *Ref {
+	r := refs.Get().(*Ref)
+	r.b = b
+	r.refs.Store(1)
+	return r
+}
+
+// Hold adds a holder.
+func (r *Ref) Hold() { r.refs.Add(1) }
+
+// Release drops a holder; the last one puts the buffer back. Any goroutine
+// may call it.
+func (r *Ref) Release() {
+	if r.refs.Add(-1) == 0 {
+		Put(r.b)
+		r.b = nil
+		refs.Put(r)
 	}
 }
