@@ -47,6 +47,7 @@ type fdDevice struct {
 	// Write state, likewise owned by the one WriteBatch caller.
 	writeFn func(fd uintptr) bool
 	wbufs   [][]byte
+	wtails  [][2][]byte // WriteBatchGather's, or nil
 	woff    int
 	wn      int
 	werr    error

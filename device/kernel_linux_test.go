@@ -27,10 +27,11 @@ import (
 )
 
 var (
-	_ Device      = (*Tun)(nil)
-	_ Device      = (*RawSocket)(nil)
-	_ DropCounter = (*Tun)(nil)
-	_ DropCounter = (*RawSocket)(nil)
+	_ Device       = (*Tun)(nil)
+	_ GatherWriter = (*Tun)(nil)
+	_ Device       = (*RawSocket)(nil)
+	_ DropCounter  = (*Tun)(nil)
+	_ DropCounter  = (*RawSocket)(nil)
 )
 
 const frameWait = 5 * time.Second
@@ -339,10 +340,17 @@ func TestTUNKernelPing(t *testing.T) {
 	if ip4.SrcIP.String() != "10.98.3.1" || ip4.DstIP.String() != "10.98.3.2" {
 		t.Errorf("request %v -> %v", ip4.SrcIP, ip4.DstIP)
 	}
-	writeFrames(t, dev, serialize(t,
+	// The reply goes out in three parts (writev): headers, then the
+	// payload in two pieces, as a stack gathers a segment.
+	reply := serialize(t,
 		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ip4.DstIP, DstIP: ip4.SrcIP},
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: icmp.Id, Seq: icmp.Seq},
-		gopacket.Payload(icmp.Payload)))
+		gopacket.Payload(icmp.Payload))
+	cut := 28 + len(icmp.Payload)/2
+	tails := [][2][]byte{{reply[28:cut], reply[cut:]}}
+	if n, err := dev.WriteBatchGather([][]byte{frameBuf(reply[:28])}, tails, Headroom); n != 1 || err != nil {
+		t.Fatalf("WriteBatchGather = %d, %v", n, err)
+	}
 	if err := ping.Wait(); err != nil {
 		t.Errorf("ping got no answer: %v\n%s", err, out)
 	}

@@ -31,6 +31,8 @@ type Tun struct {
 	// readv's vectors: the frame's buffer and one byte past it.
 	iov      [2]unix.Iovec
 	overflow [1]byte
+	// writev's, for a frame in parts (WriteBatchGather).
+	wiov [3]unix.Iovec
 }
 
 // OpenTAP attaches to TAP interface name, creating a transient one when it
@@ -157,6 +159,18 @@ func (d *Tun) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	return d.writeBatch(bufs, offset)
 }
 
+// WriteBatchGather implements GatherWriter: each frame is one writev(2) of
+// its parts, otherwise as WriteBatch.
+func (d *Tun) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
+	if len(tails) != len(heads) {
+		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	d.wtails = tails
+	n, err := d.writeBatch(heads, offset)
+	d.wtails = nil
+	return n, err
+}
+
 // recv reads one frame.
 func (d *Tun) recv(fd uintptr) (bool, unix.Errno) {
 	b := d.rbufs[d.rn][d.roff-d.vnet:]
@@ -176,7 +190,22 @@ func (d *Tun) recv(fd uintptr) (bool, unix.Errno) {
 // send writes one frame.
 func (d *Tun) send(fd uintptr) (int, unix.Errno) {
 	b := d.wbufs[d.wn][d.woff-d.vnet:]
-	_, _, errno := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if d.wtails == nil {
+		_, _, errno := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		return 1, errno
+	}
+	d.wiov[0].Base = &b[0]
+	d.wiov[0].SetLen(len(b))
+	n := 1
+	for _, p := range d.wtails[d.wn] {
+		if len(p) > 0 {
+			d.wiov[n].Base = &p[0]
+			d.wiov[n].SetLen(len(p))
+			n++
+		}
+	}
+	_, _, errno := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.wiov[0])), uintptr(n))
+	d.wiov = [3]unix.Iovec{} // the parts go back to their owners
 	return 1, errno
 }
 

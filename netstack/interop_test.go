@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -529,4 +530,76 @@ func udpFrame(t testing.TB, src, dst ip.MAC, from, to netip.Addr, sport, dport u
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Over a TUN at MTU 65535 the stack sends large segments to the kernel
+// from its send buffer (the TUN writes each frame with writev) and keeps
+// the kernel's large segments in the buffers it read them into; the
+// kernel's socket receives the stream intact, and echoes it back intact.
+func TestKernelTUNGatherAndKeep(t *testing.T) {
+	testnet.RequireRoot(t)
+	ns := testnet.NewNS(t, fmt.Sprintf("tsipg%d", os.Getpid()))
+	kernel, ours := netip.MustParseAddr("10.97.9.1"), netip.MustParsePrefix("10.97.9.2/24")
+	link := ns.AddTUN(t, "tsipgth0", netip.PrefixFrom(kernel, 24))
+	testnet.Exec(t, ns, "ip", "link", "set", "tsipgth0", "mtu", "65535")
+	dev := testnet.In(t, ns, func() (*device.Tun, error) { return device.OpenTUN("tsipgth0", device.Config{}) })
+	s := New(Config{})
+	defer s.Close()
+	if _, err := s.AttachDevice(dev, NICConfig{Name: "tsipgth0", Addrs: []netip.Prefix{ours}}); err != nil {
+		dev.Close()
+		t.Fatal(err)
+	}
+	link.WaitUp(t)
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", netip.AddrPortFrom(kernel, 5001).String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	echoed := make(chan error, 1)
+	go func() { // the kernel's side: echo what arrives
+		c, err := ln.Accept()
+		if err != nil {
+			echoed <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(c, c)
+		echoed <- err
+	}()
+	c, err := s.DialContext(bounded(t), "tcp", netip.AddrPortFrom(kernel, 5001).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(*TCPConn).CloseWrite()
+		}
+		wrote <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("%d bytes came back, not the %d sent", len(got), len(data))
+	}
+	st := s.Stats()
+	t.Logf("%d of %d frames gathered, %d segments kept", st.Link.FramesGathered, st.Link.FramesSent, st.TCP.SegmentsAdopted)
+	if st.Link.FramesGathered == 0 || st.TCP.SegmentsAdopted == 0 {
+		t.Errorf("frames gathered %d, segments kept %d: want both", st.Link.FramesGathered, st.TCP.SegmentsAdopted)
+	}
 }
