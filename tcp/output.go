@@ -303,30 +303,9 @@ func (c *Conn) output(now mono.Time) {
 		} else if unsent > 0 && n <= 0 {
 			return
 		}
-		flags := ACK
-		if n > 0 && n == unsent {
-			flags |= PSH
-		}
-		fin := c.finQueued && c.sndCur.Add(seq.Size(n)) == c.finSeq
-		if fin {
-			flags |= FIN
-		}
-		c.transmit(now, c.sndCur, off, n, flags)
-		c.sndCur = c.sndCur.Add(seq.Size(n))
+		c.sendAtCur(now, off, n, unsent, retx)
 		if room >= 0 {
 			room -= n
-		}
-		if fin {
-			c.sndCur = c.sndCur.Add(1)
-		}
-		if c.sndCur.GreaterThan(c.SndNxt) {
-			if !c.rttTiming && !retx {
-				c.rttTiming, c.rttSeq, c.rttStart = true, c.sndCur, now
-			}
-			c.SndNxt = c.sndCur
-		}
-		if retx {
-			c.rttTiming = false // Karn: no sample from a retransmission
 		}
 		c.persistAt = mono.Never
 		if retx {
@@ -334,6 +313,34 @@ func (c *Conn) output(now mono.Time) {
 		} else {
 			c.armLossTimer(now, false)
 		}
+	}
+}
+
+// sendAtCur sends n of the unsent bytes from sndCur (off in the send
+// buffer), with the FIN if they reach it, and advances sndCur, and SND.NXT
+// past new data; retx says sndCur is below SND.NXT.
+func (c *Conn) sendAtCur(now mono.Time, off, n, unsent int, retx bool) {
+	flags := ACK
+	if n > 0 && n == unsent {
+		flags |= PSH
+	}
+	fin := c.finQueued && c.sndCur.Add(seq.Size(n)) == c.finSeq
+	if fin {
+		flags |= FIN
+	}
+	c.transmit(now, c.sndCur, off, n, flags)
+	c.sndCur = c.sndCur.Add(seq.Size(n))
+	if fin {
+		c.sndCur = c.sndCur.Add(1)
+	}
+	if c.sndCur.GreaterThan(c.SndNxt) {
+		if !c.rttTiming && !retx {
+			c.rttTiming, c.rttSeq, c.rttStart = true, c.sndCur, now
+		}
+		c.SndNxt = c.sndCur
+	}
+	if retx {
+		c.rttTiming = false // Karn: no sample from a retransmission
 	}
 }
 

@@ -11,9 +11,10 @@ import (
 // lost no duplicate ACKs come, and without a probe the sender waits for the
 // retransmission timeout (at least 200 ms, doubled each time). Instead, two
 // smoothed RTTs after the last new data or the last ACK that acknowledged
-// some, the last segment goes again: its ACK either acknowledges the tail
-// (the probe repaired it) or SACKs it, and the holes below it, sent before
-// it, are lost, so fast recovery starts at once, as RACK would decide.
+// some, a segment goes out, new data if any may go, else the last segment
+// again: its ACK either acknowledges the tail (the probe repaired it) or
+// SACKs the probe, and the holes below it, sent before it, are lost, so
+// fast recovery starts at once, as RACK would decide.
 // The probe shares the retransmission timer: rtoAt holds the probe's
 // instant while tlp is tlpArmed.
 const (
@@ -74,14 +75,22 @@ func (c *Conn) armLossTimer(now mono.Time, restart bool) {
 // 7,000 and 188 MB/s, while a steady path still probes at 2*SRTT.
 func (c *Conn) pto() time.Duration { return max(2*c.srtt, c.srtt+4*c.rttvar) }
 
-// lossProbe sends the probe: the last segment sent, again. The timer then
-// runs as the retransmission timeout.
+// lossProbe sends the probe: a new segment when data waits and the peer's
+// window takes a whole one (congestion window or not, RFC 8985 §7.3, as
+// Linux), else the last segment sent, again. The timer then runs as the
+// retransmission timeout.
 func (c *Conn) lossProbe(now mono.Time) {
-	n := min(c.effMSS(), int(c.SndUna.Size(c.SndNxt)))
-	sq := c.SndNxt.Sub(seq.Size(n))
 	c.count(func(st *Stats) { st.LossProbes++ })
-	c.rttTiming = false // Karn
-	c.transmit(now, sq, int(c.sndBufSeq.Size(sq)), n, ACK|PSH)
+	off := int(c.sndBufSeq.Size(c.SndNxt))
+	unsent := c.snd.Len() - off
+	if n := min(unsent, c.effMSS()); c.sndCur == c.SndNxt && n > 0 && int(c.SndUna.Size(c.SndNxt))+n <= int(c.SndWnd) {
+		c.sendAtCur(now, off, n, unsent, false)
+	} else {
+		n := min(c.effMSS(), int(c.SndUna.Size(c.SndNxt)))
+		sq := c.SndNxt.Sub(seq.Size(n))
+		c.rttTiming = false // Karn
+		c.transmit(now, sq, int(c.sndBufSeq.Size(sq)), n, ACK|PSH)
+	}
 	c.rtoAt, c.tlp = now.Add(c.rto), tlpSent
 }
 

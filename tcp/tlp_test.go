@@ -117,3 +117,32 @@ func TestProbeTimeoutFollowsJitter(t *testing.T) {
 		t.Fatalf("jittery: PTO %v, want 90ms", got)
 	}
 }
+
+// With data waiting behind a full congestion window and room in the peer's
+// window, the probe is a new segment (RFC 8985 §7.3, as Linux), not the
+// last one again: new data reveals a lost tail as well, and delivers more.
+func TestTailLossProbeSendsNewData(t *testing.T) {
+	h := tlpHarness(t)
+	h.Write(string(payload(2 * 1460))) // behind cwnd: not sent
+	if got := h.Took(); len(got) != 0 {
+		t.Fatalf("sent %d segments beyond the congestion window", len(got))
+	}
+	nxt := h.c.SndNxt
+	h.AdvanceToDeadline()
+	got := h.Took()
+	if l, _ := seg(10); len(got) != 1 || got[0].Seq != l || len(got[0].Data) != 1460 {
+		t.Fatalf("probe %v, want new segment 10", got)
+	}
+	if h.c.SndNxt != nxt.Add(1460) || h.stats.LossProbes != 1 || h.stats.Retransmits != 0 {
+		t.Fatalf("SND.NXT %v (was %v), loss probes %d, retransmits %d", h.c.SndNxt, nxt, h.stats.LossProbes, h.stats.Retransmits)
+	}
+	// The peer's window full: the probe is the last segment again.
+	h2 := tlpHarness(t)
+	h2.c.SndWnd = 10 * 1460
+	h2.Write(string(payload(1460)))
+	h2.Took()
+	h2.AdvanceToDeadline()
+	if got := segNumbers(h2.Took()); len(got) != 1 || got[0] != 9 || h2.stats.Retransmits != 1 {
+		t.Fatalf("with a full peer window the probe sent %v (retransmits %d), want segment 9 again", got, h2.stats.Retransmits)
+	}
+}
