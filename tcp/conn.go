@@ -308,6 +308,7 @@ type Conn struct {
 	listenCookies    bool // answer SYNs with SYN cookies, keeping no state
 	synRetransmitted bool
 	tlp              uint8 // tail loss probe: tlpNone, tlpArmed (rtoAt is the probe's), tlpSent
+	opened           bool  // has left CLOSED since Reset: an OPEN starts it afresh
 }
 
 // connExtra is what few connections ever need: why the connection closed,
@@ -498,7 +499,8 @@ func (c *Conn) SetOrphan(now mono.Time) {
 	}
 }
 
-// Input processes an arriving segment. The payload is copied if kept.
+// Input processes an arriving segment. The payload is copied if kept,
+// unless the connection takes the buffer s.Buf offers.
 func (c *Conn) Input(now mono.Time, s *Segment) {
 	ev, ok := Classify(s.Flags)
 	if !ok {
@@ -696,13 +698,35 @@ func (c *Conn) errClosing(in *Input) {
 func (c *Conn) ignore(in *Input) {}
 
 func (c *Conn) openActive(in *Input) {
+	c.renew()
 	c.initSend(in.at)
 	c.setState(SynSent)
 	c.sendSYN(in.at)
 	c.armRTO(in.at)
 }
 
-func (c *Conn) openPassive(in *Input) { c.setState(Listen) }
+func (c *Conn) openPassive(in *Input) {
+	c.renew()
+	c.setState(Listen)
+}
+
+// renew makes a connection that was open before a new TCB, as OPEN in
+// CLOSED creates one (RFC 9293 §3.10.1): nothing of the old connection
+// stays (a queued FIN, buffered data, sequence numbers, errors) but its
+// endpoint and what its user set: buffer sizes, Nagle, keepalive, a fixed
+// ISS, SYN cookies.
+func (c *Conn) renew() {
+	if c.opened {
+		noDelay, keep, keepIdle := c.NoDelay, c.KeepAlive, c.keepIdle
+		snd, rcv := c.sndBufMax, c.rcvBufMax
+		issSet, iss, cookies := c.issSet, c.ISS, c.listenCookies
+		c.Reset(c.cfg, c.Endpoint())
+		c.NoDelay, c.KeepAlive, c.keepIdle = noDelay, keep, keepIdle
+		c.sndBufMax, c.rcvBufMax = snd, rcv
+		c.issSet, c.ISS, c.listenCookies = issSet, iss, cookies
+	}
+	c.opened = true
+}
 
 // deleteTCB ends the connection without a word to the peer.
 func (c *Conn) deleteTCB(in *Input) {

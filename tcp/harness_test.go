@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/internal/bufpool"
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/tcp/seq"
 )
@@ -26,6 +27,9 @@ type S struct {
 	Data  []byte
 	// AnyWnd and AnyOpts skip comparing those fields in Expect.
 	AnyWnd, AnyOpts bool
+	// Lend offers the connection the pooled buffer Data is sent in
+	// (Segment.Buf), as the device reader does.
+	Lend bool
 }
 
 func (s S) String() string {
@@ -88,7 +92,14 @@ func (h *harness) SendSegment(now mono.Time, c *Conn, f *HeaderFields, payload [
 func (h *harness) Send(s S) {
 	h.t.Helper()
 	seg := Segment{Seq: s.Seq, Ack: s.Ack, Flags: s.Flags, Window: s.Wnd, Options: s.Opts, Payload: s.Data}
+	if s.Lend && len(s.Data) > 0 {
+		seg.Buf = bufpool.Get(len(s.Data))
+		seg.Payload = (*seg.Buf)[:copy(*seg.Buf, s.Data)]
+	}
 	h.c.Input(h.now, &seg)
+	if seg.Buf != nil {
+		bufpool.Put(seg.Buf) // not kept
+	}
 	h.checkInvariants()
 }
 

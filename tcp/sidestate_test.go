@@ -230,3 +230,37 @@ func TestInlineNewRenoMatchesNewReno(t *testing.T) {
 		t.Fatalf("the run did not reach congestion avoidance after a recovery and a timeout: %+v", info)
 	}
 }
+
+// OPEN on a connection that was open before starts a new one (RFC 9293
+// §3.10.1): a FIN queued by the old one's CLOSE, its buffered data and its
+// error are gone; what the user set stays.
+func TestReopenStartsAfresh(t *testing.T) {
+	h := newHarness(t)
+	c := h.c
+	c.NoDelay = true
+	c.SetBufferSizes(100000, 0)
+	if err := c.Connect(h.now); err != nil {
+		t.Fatal(err)
+	}
+	h.Send(S{Flags: SYN, Seq: 300, Wnd: hWnd}) // simultaneous open
+	h.wantState(SynReceived)
+	c.Close(h.now) // a FIN queued behind the handshake
+	c.Abort(h.now)
+	h.wantState(Closed)
+	h.Took()
+	h.Advance(time.Second)
+	if err := c.Connect(h.now); err != nil {
+		t.Fatalf("Connect after Abort: %v", err)
+	}
+	h.checkInvariants()
+	got := h.Took()
+	if len(got) != 1 || got[0].Flags != SYN {
+		t.Fatalf("sent %v, want one SYN", got)
+	}
+	if c.finQueued || c.closeErr() != nil || c.snd.Len() != 0 {
+		t.Fatalf("the old connection's FIN %v, error %v or %d bytes stayed", c.finQueued, c.closeErr(), c.snd.Len())
+	}
+	if snd, _ := c.BufferSizes(); !c.NoDelay || snd != 100000 {
+		t.Fatalf("user settings lost: NoDelay %v, send buffer %d", c.NoDelay, snd)
+	}
+}

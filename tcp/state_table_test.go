@@ -241,6 +241,9 @@ func FuzzStateMachine(f *testing.F) {
 	f.Add([]byte{0, 7, 1, 8, 2, 3, 4, 5})
 	f.Add([]byte{1, 6, 0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87})
 	f.Add([]byte{0, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23})
+	// Listen, a SYN, the handshake's ACK with data, then a large in-order
+	// segment with FIN in a lent buffer, which the connection keeps.
+	f.Add([]byte{1, 1, 7, 24, 43, 19, 43, 15})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		h := newHarness(t, func(c *Config) { c.NoTimestamps = len(ops)%2 == 0 })
 		c := h.c
@@ -271,9 +274,12 @@ func FuzzStateMachine(f *testing.F) {
 					base = 300
 				}
 				s.Seq = base.Add(seq.Size(int(op>>4) * 500)).Sub(1000)
-				s.Ack = c.SndUna.Add(seq.Size(int(arg>>3) * 400)).Sub(800)
+				s.Ack = c.SndNxt.Add(seq.Size(int(arg>>3) * 400)).Sub(800)
 				if arg&1 != 0 {
 					s.Data = make([]byte, int(op)*5)
+					if arg&8 != 0 { // large enough to be kept in its buffer
+						s.Data, s.Lend = make([]byte, adoptMin+int(op)*50), true
+					}
 				}
 				if arg&2 != 0 {
 					s.Opts = synOpts
