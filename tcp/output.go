@@ -358,8 +358,8 @@ func (c *Conn) superSegment(avail, unsent, mss int) int {
 
 // HoldPayload holds the send buffer's chunks under the n payload bytes of
 // the segment f that SendSegment is sending, so that an Output can hand
-// them on without copying (a gather write); it releases each Ref returned
-// that is not nil once done with the bytes. Call it only from SendSegment.
+// them on without copying (a gather write); the Output releases each
+// non-nil Ref once done with the bytes. Call it only from SendSegment.
 func (c *Conn) HoldPayload(f *HeaderFields, n int) [2]*bufpool.Ref {
 	return c.snd.hold(int(c.sndBufSeq.Size(f.SeqNum)), n)
 }
