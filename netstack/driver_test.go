@@ -32,7 +32,13 @@ import (
 // on the two ends of a Pipe. Both are closed at cleanup.
 func pipeStacks(t testing.TB) (a, b *Stack, da, db *device.PipeEnd) {
 	t.Helper()
-	da, db = device.Pipe(device.PipeConfig{})
+	return pipeStacksOver(t, device.PipeConfig{})
+}
+
+// pipeStacksOver is pipeStacks on a Pipe made with cfg.
+func pipeStacksOver(t testing.TB, cfg device.PipeConfig) (a, b *Stack, da, db *device.PipeEnd) {
+	t.Helper()
+	da, db = device.Pipe(cfg)
 	a, b = New(Config{}), New(Config{})
 	t.Cleanup(func() { a.Close(); b.Close() })
 	if _, err := a.AttachDevice(da, NICConfig{Name: "a0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}); err != nil {

@@ -68,15 +68,8 @@ func TestTCPGatherWrite(t *testing.T) {
 // closed stacks for their counters.
 func streamOver(t *testing.T, cfg device.PipeConfig, size int) (a, b *Stack) {
 	t.Helper()
-	da, db := device.Pipe(cfg)
-	a, b = New(Config{}), New(Config{})
-	defer func() { a.Close(); b.Close() }()
-	if _, err := a.AttachDevice(da, NICConfig{Name: "a0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AttachDevice(db, NICConfig{Name: "b0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}); err != nil {
-		t.Fatal(err)
-	}
+	a, b, _, _ = pipeStacksOver(t, cfg)
+	defer func() { a.Close(); b.Close() }() // final counters
 	ln, err := b.Listen("tcp", "10.0.0.2:5001")
 	if err != nil {
 		t.Fatal(err)
@@ -205,15 +198,7 @@ func BenchmarkDriverTCPStream(b *testing.B) {
 }
 
 func benchStream(b *testing.B, cfg device.PipeConfig) {
-	da, db := device.Pipe(cfg)
-	a, s := New(Config{}), New(Config{})
-	defer func() { a.Close(); s.Close() }()
-	if _, err := a.AttachDevice(da, NICConfig{Name: "a0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.AttachDevice(db, NICConfig{Name: "b0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}}); err != nil {
-		b.Fatal(err)
-	}
+	a, s, _, _ := pipeStacksOver(b, cfg)
 	ln, err := s.Listen("tcp", "10.0.0.2:5001")
 	if err != nil {
 		b.Fatal(err)
