@@ -348,7 +348,7 @@ func (k tapstackKernel) Listen(port uint16) (net.Listener, error) {
 		return nil, err
 	}
 	ln.SetBacklog(listenBacklog)
-	return &tapstackListener{ln, false}, nil
+	return &tapstackListener{ln}, nil
 }
 
 func (k tapstackKernel) Counters() map[string]uint64 { return tapstackCounters(k.s) }

@@ -35,15 +35,16 @@ type pairConfig struct {
 	// ClientAddrs is how many addresses A has, so that more connections
 	// than one address has ephemeral ports can be opened (idle).
 	ClientAddrs int
-	// DefaultBuffers leaves each stack's socket buffer sizes at its own
-	// defaults instead of the common limits below (idle).
+	// DefaultBuffers leaves gVisor's socket buffer sizes at its own
+	// defaults instead of the common limits below (idle); tapstack's
+	// defaults are those limits.
 	DefaultBuffers bool
 }
 
 // Buffer limits both stacks use unless a case asks for defaults:
-// tapstack's defaults (tcp.Config: Linux's tcp_wmem and tcp_rmem maxima),
-// given to gVisor as both its default and its maximum, so that both stacks
-// may keep this much unacknowledged and unread data from the first segment.
+// tapstack's bounds (tcp.Config: Linux's tcp_wmem and tcp_rmem maxima),
+// which it autotunes up to, given to gVisor as both its default and its
+// maximum.
 const (
 	sendBufMax = 4 << 20
 	recvBufMax = 6 << 20

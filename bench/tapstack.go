@@ -14,8 +14,6 @@ import (
 type tapstackPair struct {
 	a, b   *netstack.Stack
 	ab, ba *lane
-
-	defaultBufs bool
 }
 
 func newTapstackPair(cfg pairConfig) (Pair, error) {
@@ -23,7 +21,7 @@ func newTapstackPair(cfg pairConfig) (Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &tapstackPair{ab: ab, ba: ba, defaultBufs: cfg.DefaultBuffers}
+	p := &tapstackPair{ab: ab, ba: ba}
 	p.a = netstack.New(netstack.Config{})
 	p.b = netstack.New(netstack.Config{})
 	clients := make([]netip.Prefix, cfg.ClientAddrs)
@@ -47,7 +45,7 @@ func (p *tapstackPair) Listen(port uint16) (net.Listener, error) {
 		return nil, err
 	}
 	ln.SetBacklog(listenBacklog)
-	return &tapstackListener{ln, p.defaultBufs}, nil
+	return &tapstackListener{ln}, nil
 }
 
 func (p *tapstackPair) Dial(from int, port uint16) (net.Conn, error) {
@@ -57,7 +55,7 @@ func (p *tapstackPair) Dial(from int, port uint16) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tapstackConnOptions(c, p.defaultBufs); err != nil {
+	if err := tapstackConnOptions(c); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -67,7 +65,6 @@ func (p *tapstackPair) Dial(from int, port uint16) (net.Conn, error) {
 // tapstackListener sets the common options on accepted connections.
 type tapstackListener struct {
 	*netstack.TCPListener
-	defaultBufs bool
 }
 
 func (l *tapstackListener) Accept() (net.Conn, error) {
@@ -75,27 +72,20 @@ func (l *tapstackListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tapstackConnOptions(c, l.defaultBufs); err != nil {
+	if err := tapstackConnOptions(c); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// tapstackConnOptions sets Nagle off and, unless the case wants the
-// defaults, the common buffer limits. tapstack's SACK, timestamps and
+// tapstackConnOptions sets Nagle off. tapstack's SACK, timestamps and
 // window scaling are on by default (tcp.Config's No* switches are false),
-// and its buffers are bounded at their limits from the first segment.
-// The limits equal tapstack's defaults, so the window scale chosen at the
-// SYN, before these calls, already fits them.
-func tapstackConnOptions(c *netstack.TCPConn, defaultBufs bool) error {
-	if err := c.SetNoDelay(true); err != nil {
-		return err
-	}
-	if defaultBufs {
-		return nil
-	}
-	return errors.Join(c.SetWriteBuffer(sendBufMax), c.SetReadBuffer(recvBufMax))
+// and its default buffer bounds are the common limits: it autotunes both
+// buffers up to them, from 128 KiB, as Linux does. Setting a buffer would
+// fix its size (SO_SNDBUF/SO_RCVBUF) and turn the autotuning off.
+func tapstackConnOptions(c *netstack.TCPConn) error {
+	return c.SetNoDelay(true)
 }
 
 func (p *tapstackPair) Wire() (ab, ba laneStats) { return p.ab.stats(), p.ba.stats() }

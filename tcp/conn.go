@@ -226,6 +226,7 @@ type Conn struct {
 	x   *connExtra        // errors, counters, undo record; nil until one is set
 	ooo *oooQueue         // out-of-order segments and SACK reports; nil while none
 	sb  *scoreboard       // SACK and retransmission state; nil while nothing is outstanding
+	rt  *rcvTuning        // receive-buffer autotuning; nil until data flows
 	cc  CongestionControl // nil: NewReno, kept in renoAcc
 
 	snd        sendBuffer
@@ -276,6 +277,10 @@ type Conn struct {
 	// sk_sndbuf and sk_rcvbuf are ints.
 	sndBufMax, rcvBufMax int32
 
+	// The send buffer in use, autotuned up to its bound (autotune.go);
+	// the receive buffer's is rcvBuf().
+	sndBuf int32
+
 	backoff    int32 // consecutive timeouts
 	dupAcks    int32
 	rcvUnacked int32 // bytes received since the last ACK sent
@@ -305,6 +310,8 @@ type Conn struct {
 	dsackValid       bool
 	orphan           bool // the user has closed the socket: nobody reads
 	issSet           bool
+	sndLocked        bool // the user set the send buffer: no autotuning
+	rcvLocked        bool // the user set the receive buffer: no autotuning
 	listenCookies    bool // answer SYNs with SYN cookies, keeping no state
 	synRetransmitted bool
 	tlp              uint8 // tail loss probe: tlpNone, tlpArmed (rtoAt is the probe's), tlpSent
@@ -365,6 +372,7 @@ func (c *Conn) Reset(cfg *Config, ep Endpoint) {
 	c.rto = cfg.RTOInitial
 	c.keepIdle = cfg.KeepIdle
 	c.sndBufMax, c.rcvBufMax = clamp32(cfg.SendBufferMax), clamp32(cfg.ReceiveBufferMax)
+	c.initBuffers()
 	c.rtoAt, c.persistAt, c.delackAt, c.keepAt, c.waitAt = mono.Never, mono.Never, mono.Never, mono.Never, mono.Never
 	c.sndMSS = min(defaultMSS, int(c.ep.mss))
 	// The timestamp offset is a keyed hash of the tuple, as Linux's: a
@@ -547,7 +555,7 @@ func (c *Conn) WriteSpace() int {
 	if c.finQueued {
 		return 0
 	}
-	return max(int(c.sndBufMax)-c.snd.Len(), 0)
+	return max(int(c.sndBuf)-c.snd.Len(), 0)
 }
 
 // Unacked returns the bytes queued but not yet acknowledged by the peer.
@@ -564,6 +572,7 @@ func (c *Conn) BytesAcked() uint64 { return c.bytesAcked }
 func (c *Conn) SetBufferSizes(snd, rcv int) {
 	if snd > 0 {
 		c.sndBufMax = clamp32(max(snd, c.snd.Len(), 2048))
+		c.sndBuf, c.sndLocked = c.sndBufMax, true
 	}
 	if rcv > 0 {
 		// Never below what is buffered plus the window already offered:
@@ -574,6 +583,7 @@ func (c *Conn) SetBufferSizes(snd, rcv int) {
 			held += int(c.RcvNxt.Size(c.rcvAdv))
 		}
 		c.rcvBufMax = clamp32(max(rcv, held, 2048))
+		c.rt, c.rcvLocked = nil, true
 	}
 }
 
@@ -718,11 +728,12 @@ func (c *Conn) openPassive(in *Input) {
 func (c *Conn) renew() {
 	if c.opened {
 		noDelay, keep, keepIdle := c.NoDelay, c.KeepAlive, c.keepIdle
-		snd, rcv := c.sndBufMax, c.rcvBufMax
+		snd, rcv, sndLocked, rcvLocked := c.sndBufMax, c.rcvBufMax, c.sndLocked, c.rcvLocked
 		issSet, iss, cookies := c.issSet, c.ISS, c.listenCookies
 		c.Reset(c.cfg, c.Endpoint())
 		c.NoDelay, c.KeepAlive, c.keepIdle = noDelay, keep, keepIdle
-		c.sndBufMax, c.rcvBufMax = snd, rcv
+		c.sndBufMax, c.rcvBufMax, c.sndLocked, c.rcvLocked = snd, rcv, sndLocked, rcvLocked
+		c.initBuffers()
 		c.issSet, c.ISS, c.listenCookies = issSet, iss, cookies
 	}
 	c.opened = true
@@ -753,7 +764,7 @@ func (c *Conn) queueSend(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, int(c.sndBufMax))
+	in.n = c.snd.write(in.buf, int(c.sndBuf))
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 	}
@@ -765,7 +776,7 @@ func (c *Conn) send(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, int(c.sndBufMax))
+	in.n = c.snd.write(in.buf, int(c.sndBuf))
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 		return
@@ -782,6 +793,7 @@ func (c *Conn) receive(in *Input) {
 			c.rcv.release()
 		}
 		if c.state.synchronized() && !c.finRcvd {
+			c.tuneRcvBuf(in.at)
 			c.windowUpdate(in.at)
 		}
 		return

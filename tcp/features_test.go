@@ -94,6 +94,30 @@ func TestSenderSWS(t *testing.T) {
 	h.ExpectNothing()
 }
 
+// A window smaller than a segment and than half the largest one offered,
+// with nothing in flight, is used when the persist timer fires (the
+// override timeout of RFC 9293 §3.8.6.2.1): otherwise nothing would ever
+// move. A peer whose buffer shrank after it offered a large window leaves
+// exactly this.
+func TestSenderSWSOverride(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 1000})
+	data := payload(3000)
+	h.Write(string(data))
+	h.ExpectNothing()
+	if d := h.AdvanceToDeadline(); d != h.c.RTO() {
+		t.Fatalf("the override came after %v, want the RTO %v", d, h.c.RTO())
+	}
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd, Data: data[:1000]})
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 1101, Wnd: 1000})
+	h.ExpectNothing() // the same again waits for the timer
+	h.AdvanceToDeadline()
+	h.Expect(S{Flags: ACK, Seq: 1101, Ack: 301, Wnd: hWnd, Data: data[1000:2000]})
+	if h.stats.WindowProbes != 0 {
+		t.Fatalf("%d zero-window probes counted for an open window", h.stats.WindowProbes)
+	}
+}
+
 // Receiver silly-window avoidance: the window opens only by a useful
 // amount after the application reads a little.
 func TestReceiverSWS(t *testing.T) {
@@ -266,7 +290,9 @@ func TestWindowScaleAndTimestamps(t *testing.T) {
 	peer.HasTimestamps, peer.TSVal, peer.TSEcr = true, 7777, syn.Opts.TSVal
 	h.Send(S{Flags: SYN | ACK, Seq: 300, Ack: 101, Wnd: 1000, Opts: peer})
 	ack := h.Took()[0]
-	if ack.Opts.TSEcr != 7777 || ack.Wnd != uint16((1<<20)>>5) {
+	// The scale fits the largest buffer; the window offered is the
+	// autotuned buffer's start.
+	if ack.Opts.TSEcr != 7777 || ack.Wnd != uint16(bufInitial>>5) {
 		t.Fatalf("ACK %v", ack)
 	}
 	if h.c.SndWnd != 1000 { // a SYN's window is not scaled

@@ -397,6 +397,7 @@ func (c *Conn) processText(in *Input) bool {
 		c.RcvNxt = c.RcvNxt.Add(seq.Size(n))
 		c.rcvUnacked += int32(n)
 		c.ev |= EventReadable
+		c.rcvMeasureRTT(in.at)
 	}
 	if c.ooo.len() > 0 {
 		if c.pullOOO() {

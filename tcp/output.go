@@ -80,7 +80,7 @@ func (c *Conn) initRecvOnSYN(now mono.Time, s *Segment) {
 const quickAcksInitial = 16
 
 // rcvSpace is the receive buffer room left.
-func (c *Conn) rcvSpace() int { return max(int(c.rcvBufMax)-c.rcv.Len(), 0) }
+func (c *Conn) rcvSpace() int { return max(c.rcvBuf()-c.rcv.Len(), 0) }
 
 // rcvMSS is the largest segment we advertised less the timestamp option
 // every segment carries if they were negotiated.
@@ -93,8 +93,8 @@ func (c *Conn) rcvMSS() int { return int(c.ep.mss) - c.tsOverhead() }
 func (c *Conn) updateWindow(syn bool) uint16 {
 	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
 	if right.GreaterThan(c.rcvAdv) {
-		step := min(int(c.rcvBufMax)/2, c.rcvMSS())
-		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS() || c.rcvSpace() == int(c.rcvBufMax) {
+		step := min(c.rcvBuf()/2, c.rcvMSS())
+		if int(c.rcvAdv.Size(right)) >= step || c.rcvAdv == c.RcvNxt && c.rcvSpace() >= c.rcvMSS() || c.rcvSpace() == c.rcvBuf() {
 			c.rcvAdv = right
 		}
 	}
@@ -134,7 +134,7 @@ func (c *Conn) windowUpdate(now mono.Time) {
 	}
 	left := int(c.RcvNxt.Size(c.rcvAdv)) // what the peer may still send
 	grow := int(c.rcvAdv.Size(right))
-	if left == 0 || 2*left <= int(c.rcvBufMax) && grow >= left && grow >= 2*c.rcvMSS() {
+	if left == 0 || 2*left <= c.rcvBuf() && grow >= left && grow >= min(2*c.rcvMSS(), c.rcvBuf()/2) {
 		c.ackNow = true
 		c.flushACK(now)
 	}
@@ -247,7 +247,14 @@ func (c *Conn) emitRST(now mono.Time, f HeaderFields) {
 // output sends what the send buffer holds as far as the windows allow,
 // then the FIN, applying Nagle's algorithm and the sender's silly-window
 // avoidance (RFC 9293 §3.7.4, §3.8.6.2.1).
-func (c *Conn) output(now mono.Time) {
+func (c *Conn) output(now mono.Time) { c.sendData(now, false) }
+
+// sendData is output; swsOverride sends what the window allows even if it is
+// less than silly-window avoidance waits for: the persist timer's override
+// (RFC 9293 §3.8.6.2.1), without which a window smaller than a segment and
+// than half the largest one offered, with nothing in flight, would hold
+// the data for ever.
+func (c *Conn) sendData(now mono.Time, swsOverride bool) {
 	switch c.state {
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
@@ -295,7 +302,7 @@ func (c *Conn) output(now mono.Time) {
 				// The window allows less than a segment and less than we
 				// have: send only if it is a useful share of the largest
 				// window the peer offered.
-				if n < int(c.maxSndWnd/2) || c.SndUna != c.SndNxt && n < mss {
+				if !swsOverride && (n < int(c.maxSndWnd/2) || c.SndUna != c.SndNxt && n < mss) {
 					c.armPersist(now)
 					return
 				}
@@ -304,6 +311,9 @@ func (c *Conn) output(now mono.Time) {
 			return
 		}
 		c.sendAtCur(now, off, n, unsent, retx)
+		if !retx {
+			c.growSndBuf()
+		}
 		if room >= 0 {
 			room -= n
 		}
@@ -516,9 +526,11 @@ func (c *Conn) retransmit(in *Input) {
 // probeZeroWindow: the persist timer. Linux's probe is a segment the peer
 // must acknowledge without taking data, <SEQ=SND.UNA-1><CTL=ACK>
 // (RFC 9293 §3.8.6.1 allows one byte; the probe of Linux carries none).
+// A window that is open but too small to use gets what fits in it, as
+// Linux's tcp_write_wakeup sends.
 func (c *Conn) probeZeroWindow(in *Input) {
 	if c.SndWnd > 0 {
-		c.output(in.at)
+		c.sendData(in.at, true)
 		return
 	}
 	if int(c.probes) >= c.cfg.Retries2 {

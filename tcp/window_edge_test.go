@@ -9,7 +9,8 @@ import "testing"
 // left of an earlier one, never more (RFC 9293 §3.8.6.2.2, SHLD-14). Linux
 // sends up to the edge it last saw; what we cut off it sends again.
 func TestAdvertisedEdgeDoesNotCreepLeft(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.ReceiveBufferMax = 1 << 20 })
+	h := newHarness(t)
+	h.c.SetBufferSizes(0, 1<<20) // fixed: no autotuning
 	opts := synOpts
 	opts.WindowScale = 7
 	h.open(opts)
