@@ -107,11 +107,9 @@ func (p *PingConn) RecvEcho(ctx context.Context) (Echo, error) {
 			s.mu.Unlock()
 			return e, nil
 		}
-		ready := p.readers.chanLocked()
+		woken := p.readers.block(&s.mu, ctx.Done())
 		s.mu.Unlock()
-		select {
-		case <-ready:
-		case <-ctx.Done():
+		if !woken {
 			return Echo{}, ctx.Err()
 		}
 	}

@@ -369,8 +369,7 @@ func (s *Stack) ephemeralTCPPortLocked(local netip.Addr, remote netip.AddrPort) 
 // tcpCloseAllLocked wakes every blocked TCP call when the stack closes.
 func (s *Stack) tcpCloseAllLocked() {
 	s.tcp.conns.each(func(tc *TCPConn) { // order does not matter: each is only woken
-		tc.readers.wakeLocked()
-		tc.writers.wakeLocked()
+		tc.wakeLocked(true, true)
 	})
 	for _, ln := range s.tcp.listeners {
 		ln.waiters.wakeLocked()

@@ -31,7 +31,7 @@ type TCPConn struct {
 	c                 *tcp.Conn
 	dl                deadline
 	ln                *TCPListener // the listener it came from, until accepted
-	readers, writers  waitList
+	waits             *connWaits   // made when a call first blocks
 	notify            func()
 	inSynQ, inAcceptQ bool
 	closed            bool // Close was called
@@ -41,6 +41,31 @@ type TCPConn struct {
 	// have one, and a million idle ones would carry 48 bytes each for
 	// nothing. Set*Deadline may race with Read and Write, hence atomic.
 	deadlines atomic.Pointer[connDeadlines]
+}
+
+// connWaits are the goroutines blocked in a connection's reads and writes
+// (and its dial, among the writers).
+type connWaits struct{ readers, writers waitList }
+
+// waitsLocked returns tc's waitLists, making them on first use: most
+// connections of a busy server never block.
+func (tc *TCPConn) waitsLocked() *connWaits {
+	if tc.waits == nil {
+		tc.waits = new(connWaits)
+	}
+	return tc.waits
+}
+
+// wakeLocked wakes readers and writers blocked on tc.
+func (tc *TCPConn) wakeLocked(readers, writers bool) {
+	if w := tc.waits; w != nil {
+		if readers {
+			w.readers.wakeLocked()
+		}
+		if writers {
+			w.writers.wakeLocked()
+		}
+	}
 }
 
 // connDeadlines are a connection's read and write deadlines.
@@ -107,12 +132,8 @@ func (tc *TCPConn) afterLocked(now mono.Time) tcp.Events {
 	if ev&tcp.EventEstablished != 0 && tc.ln != nil && !tc.inAcceptQ {
 		tc.ln.enqueueLocked(now, tc)
 	}
-	if ev&(tcp.EventReadable|tcp.EventClosed) != 0 {
-		tc.readers.wakeLocked()
-	}
-	if ev&(tcp.EventWritable|tcp.EventClosed|tcp.EventEstablished) != 0 {
-		tc.writers.wakeLocked()
-	}
+	tc.wakeLocked(ev&(tcp.EventReadable|tcp.EventClosed) != 0,
+		ev&(tcp.EventWritable|tcp.EventClosed|tcp.EventEstablished) != 0)
 	if st == tcp.Closed {
 		s.tcp.conns.remove(tc)
 		s.timers.stop(&tc.dl)
@@ -151,11 +172,9 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 			s.mu.Unlock()
 			return tc, nil
 		}
-		ch := tc.writers.chanLocked()
+		woken := tc.waitsLocked().writers.block(&s.mu, ctx.Done())
 		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
+		if !woken {
 			tc.abort()
 			err := ctx.Err()
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -279,8 +298,8 @@ func (tc *TCPConn) readLocked(p []byte) (int, error) {
 // Read implements net.Conn.
 func (tc *TCPConn) Read(p []byte) (int, error) {
 	s := tc.s
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		n, err := tc.readLocked(p)
 		if err != ErrWouldBlock {
 			s.mu.Unlock()
@@ -291,11 +310,8 @@ func (tc *TCPConn) Read(p []byte) (int, error) {
 				return n, tc.opError("read", err)
 			}
 		}
-		ch := tc.readers.chanLocked()
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-tc.readDeadline():
+		if !tc.waitsLocked().readers.block(&s.mu, tc.readDeadline()) {
+			s.mu.Unlock()
 			return 0, tc.opError("read", os.ErrDeadlineExceeded)
 		}
 	}
@@ -346,14 +362,13 @@ func (tc *TCPConn) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			return total, tc.opError("write", err)
 		}
-		ch := tc.writers.chanLocked()
-		s.mu.Unlock()
-		if err == nil {
+		if err == nil { // a part: the rest after others had the lock
+			s.mu.Unlock()
 			continue
 		}
-		select {
-		case <-ch:
-		case <-tc.writeDeadline():
+		woken := tc.waitsLocked().writers.block(&s.mu, tc.writeDeadline())
+		s.mu.Unlock()
+		if !woken {
 			return total, tc.opError("write", os.ErrDeadlineExceeded)
 		}
 	}
@@ -380,8 +395,7 @@ func (tc *TCPConn) Close() error {
 		tc.c.SetOrphan(now)
 	}
 	tc.afterLocked(now)
-	tc.readers.wakeLocked()
-	tc.writers.wakeLocked()
+	tc.wakeLocked(true, true)
 	s.endStepLocked()
 	s.mu.Unlock()
 	if d := tc.deadlines.Load(); d != nil {
@@ -505,7 +519,7 @@ func (tc *TCPConn) SetReadDeadline(t time.Time) error {
 	if t.IsZero() && tc.deadlines.Load() == nil {
 		return nil // no deadline, as before
 	}
-	moveDeadline(tc.s, &tc.deadlineTimers().read, t, &tc.readers)
+	moveDeadline(tc.s, &tc.deadlineTimers().read, t, func() { tc.wakeLocked(true, false) })
 	return nil
 }
 
@@ -514,7 +528,7 @@ func (tc *TCPConn) SetWriteDeadline(t time.Time) error {
 	if t.IsZero() && tc.deadlines.Load() == nil {
 		return nil
 	}
-	moveDeadline(tc.s, &tc.deadlineTimers().write, t, &tc.writers)
+	moveDeadline(tc.s, &tc.deadlineTimers().write, t, func() { tc.wakeLocked(false, true) })
 	return nil
 }
 

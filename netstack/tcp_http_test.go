@@ -201,7 +201,7 @@ func TestTCPAdapterErrors(t *testing.T) {
 	// Close unblocks a blocked Accept with net.ErrClosed.
 	done := make(chan error, 1)
 	go func() { _, err := ln.Accept(); done <- err }()
-	waitUntil(t, b, "Accept to block", func() bool { return ln.waiters.ch != nil })
+	waitUntil(t, b, "Accept to block", func() bool { return ln.waiters.waitingLocked() })
 	ln.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
@@ -223,7 +223,7 @@ func TestTCPCloseUnblocksRead(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { _, err := c.Read(make([]byte, 10)); done <- err }()
-	waitUntil(t, a, "Read to block", func() bool { return c.readers.ch != nil })
+	waitUntil(t, a, "Read to block", func() bool { return c.waits != nil && c.waits.readers.waitingLocked() })
 	c.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Read after Close: %v", err)

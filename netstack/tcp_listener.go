@@ -190,11 +190,9 @@ func (ln *TCPListener) AcceptTCP() (*TCPConn, error) {
 			}
 			return tc, nil
 		}
-		ch := ln.waiters.chanLocked()
+		woken := ln.waiters.block(&ln.s.mu, ln.deadline.wait())
 		ln.s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ln.deadline.wait():
+		if !woken {
 			return nil, ln.opError(os.ErrDeadlineExceeded)
 		}
 	}
@@ -240,7 +238,7 @@ func (ln *TCPListener) Close() error {
 
 // SetDeadline sets the deadline for Accept.
 func (ln *TCPListener) SetDeadline(t time.Time) error {
-	moveDeadline(ln.s, ln.deadline, t, &ln.waiters)
+	moveDeadline(ln.s, ln.deadline, t, ln.waiters.wakeLocked)
 	return nil
 }
 

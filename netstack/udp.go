@@ -337,11 +337,9 @@ func (c *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 			}
 			return n, from, nil
 		}
-		ready := c.readers.chanLocked()
+		woken := c.readers.block(&c.s.mu, c.readDeadline.wait())
 		c.s.mu.Unlock()
-		select {
-		case <-ready:
-		case <-c.readDeadline.wait():
+		if !woken {
 			return 0, netip.AddrPort{}, c.opError("read", os.ErrDeadlineExceeded)
 		}
 	}
@@ -439,14 +437,14 @@ func (c *UDPConn) RemoteAddr() net.Addr {
 
 // SetDeadline implements net.Conn.
 func (c *UDPConn) SetDeadline(t time.Time) error {
-	moveDeadline(c.s, c.readDeadline, t, &c.readers)
+	moveDeadline(c.s, c.readDeadline, t, c.readers.wakeLocked)
 	c.writeDeadline.set(t) // a write never blocks
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *UDPConn) SetReadDeadline(t time.Time) error {
-	moveDeadline(c.s, c.readDeadline, t, &c.readers)
+	moveDeadline(c.s, c.readDeadline, t, c.readers.wakeLocked)
 	return nil
 }
 

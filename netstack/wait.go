@@ -6,25 +6,65 @@ import (
 )
 
 // waitList lets goroutines block until protocol state they wait for changes.
-// Guarded by the loop lock. A channel is made only when someone blocks, so
-// a wake-up with no waiter costs nothing.
+// Guarded by the loop lock. The first goroutine to block waits on a
+// one-slot channel that is kept and reused, so a socket's reader or writer
+// blocks and wakes without allocating; others that block while it waits
+// (concurrent readers of one socket) share a channel that the next wake-up
+// closes, made only for them. Wake-ups may be spurious: a waiter looks
+// again at what it waits for.
 type waitList struct {
-	ch chan struct{}
+	one     chan struct{} // capacity 1: a token in it says "look again"
+	many    chan struct{}
+	oneBusy bool // a goroutine waits on one
 }
 
-// chanLocked returns a channel that closes at the next wake-up.
-func (w *waitList) chanLocked() <-chan struct{} {
-	if w.ch == nil {
-		w.ch = make(chan struct{})
+// block waits for the next wake-up or for stop to be ready, whichever is
+// first, and reports whether it was woken. The loop lock mu is held on
+// entry and on return, and released while it waits.
+func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
+	ch := w.many
+	isOne := !w.oneBusy
+	if isOne {
+		if w.one == nil {
+			w.one = make(chan struct{}, 1)
+		}
+		w.oneBusy, ch = true, w.one
+	} else if ch == nil {
+		w.many = make(chan struct{})
+		ch = w.many
 	}
-	return w.ch
+	mu.Unlock()
+	woken := true
+	select {
+	case <-ch:
+	case <-stop:
+		woken = false
+	}
+	mu.Lock()
+	if isOne {
+		w.oneBusy = false
+		select {
+		case <-w.one: // a wake-up that came after stop, or after the first
+		default:
+		}
+	}
+	return woken
 }
+
+// waitingLocked reports whether a goroutine is blocked on w.
+func (w *waitList) waitingLocked() bool { return w.oneBusy || w.many != nil }
 
 // wakeLocked wakes every waiter.
 func (w *waitList) wakeLocked() {
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
+	if w.oneBusy {
+		select {
+		case w.one <- struct{}{}:
+		default: // a token is already there
+		}
+	}
+	if w.many != nil {
+		close(w.many)
+		w.many = nil
 	}
 }
 
@@ -72,15 +112,16 @@ func (d *deadlineTimer) set(t time.Time) {
 	close(d.cancel) // open here: a closed one was replaced above
 }
 
-// moveDeadline sets d and, when its channel changed, wakes w's waiters to
-// wait again: a call blocked on the old channel (nil before the first
-// deadline or after one was cleared) would never see the new one.
-func moveDeadline(s *Stack, d *deadlineTimer, t time.Time, w *waitList) {
+// moveDeadline sets d and, when its channel changed, wakes the calls
+// waiting on it (wakeLocked, run under the loop lock) to wait again: a call
+// blocked on the old channel (nil before the first deadline or after one
+// was cleared) would never see the new one.
+func moveDeadline(s *Stack, d *deadlineTimer, t time.Time, wakeLocked func()) {
 	before := d.wait()
 	d.set(t)
 	if d.wait() != before {
 		s.mu.Lock()
-		w.wakeLocked()
+		wakeLocked()
 		s.mu.Unlock()
 	}
 }

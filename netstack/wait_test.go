@@ -1,0 +1,52 @@
+package netstack
+
+import (
+	"testing"
+)
+
+// Every goroutine blocked on a waitList wakes: the first, on the reused
+// one-slot channel, and those that blocked while it waited, on the shared
+// one; a wait ended by its stop channel leaves the list as it found it.
+func TestWaitListWakesEveryWaiter(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	var w waitList
+	const n = 3
+	woken := make(chan bool, n)
+	registered := 0 // guarded by the loop lock, as w is
+	for range n {
+		go func() {
+			s.mu.Lock()
+			registered++ // block registers before it lets the lock go
+			woken <- w.block(&s.mu, nil)
+			s.mu.Unlock()
+		}()
+	}
+	waitUntil(t, s, "all three to block", func() bool { return registered == n })
+	if !w.oneBusy || w.many == nil {
+		t.Fatalf("three waiters: busy %v, shared channel %v", w.oneBusy, w.many != nil)
+	}
+	s.mu.Lock()
+	w.wakeLocked()
+	s.mu.Unlock()
+	for range n {
+		if !<-woken {
+			t.Fatal("a waiter was not woken")
+		}
+	}
+
+	stop := make(chan struct{})
+	close(stop)
+	s.mu.Lock()
+	if w.block(&s.mu, stop) {
+		t.Fatal("a wait with its stop ready reported a wake-up")
+	}
+	if w.waitingLocked() || len(w.one) != 0 {
+		t.Fatalf("after a stopped wait: busy %v, %d tokens", w.oneBusy, len(w.one))
+	}
+	w.wakeLocked() // nobody waits: no token is left for the next
+	if len(w.one) != 0 {
+		t.Fatal("a wake-up with no waiter left a token")
+	}
+	s.mu.Unlock()
+}
