@@ -63,7 +63,10 @@ func newVnetTapEndpoint(fd int, mtu uint32, addr tcpip.LinkAddress) (*vnetTapEnd
 }
 
 // Attach starts the reader; Attach(nil), the NIC going away, stops it by
-// closing the TAP.
+// closing the TAP. It does not wait for the reader: the stack calls it,
+// and Wait, holding its own lock, which a frame the reader is delivering
+// may need (a RST to a packet for a closed connection). waitReader waits,
+// once the stack is done.
 func (e *vnetTapEndpoint) Attach(d stack.NetworkDispatcher) {
 	e.mu.Lock()
 	start := e.dispatcher == nil && d != nil
@@ -76,7 +79,6 @@ func (e *vnetTapEndpoint) Attach(d stack.NetworkDispatcher) {
 	}
 	if stop {
 		e.file.Close()
-		e.wg.Wait()
 	}
 }
 
@@ -209,7 +211,8 @@ func (e *vnetTapEndpoint) IsAttached() bool {
 	return e.dispatcher != nil
 }
 
-func (e *vnetTapEndpoint) Wait()                              { e.wg.Wait() }
+func (e *vnetTapEndpoint) Wait()                              {}
+func (e *vnetTapEndpoint) waitReader()                        { e.wg.Wait() }
 func (e *vnetTapEndpoint) MTU() uint32                        { return e.mtu }
 func (e *vnetTapEndpoint) SetMTU(mtu uint32)                  { e.mtu = mtu }
 func (*vnetTapEndpoint) MaxHeaderLength() uint16              { return header.EthernetMinimumSize }

@@ -358,8 +358,9 @@ func (k tapstackKernel) Close() error                { return k.s.Close() }
 // vnet endpoint) or on a packet socket on the veth's far end (fdbased,
 // recvmmsg, with PACKET_VNET_HDR and host GSO for gso).
 type gvisorKernel struct {
-	s  *stack.Stack
-	fd int // fdbased's file, which it does not close; -1 if none
+	s    *stack.Stack
+	fd   int    // fdbased's file, which it does not close; -1 if none
+	wait func() // waits for the vnet TAP endpoint's reader; nil if none
 }
 
 func newGvisorKernel(link string, gso bool) (kernelStack, error) {
@@ -423,7 +424,11 @@ func newGvisorKernel(link string, gso bool) (kernelStack, error) {
 		return nil, fmt.Errorf("gvisor: AddProtocolAddress: %s", err)
 	}
 	s.SetRouteTable([]tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: gvNIC}})
-	return gvisorKernel{s, keepFD}, nil
+	k := gvisorKernel{s: s, fd: keepFD}
+	if v, ok := ep.(*vnetTapEndpoint); ok {
+		k.wait = v.waitReader
+	}
+	return k, nil
 }
 
 func (k gvisorKernel) Listen(port uint16) (net.Listener, error) {
@@ -437,6 +442,9 @@ func (k gvisorKernel) Counters() map[string]uint64 { return gvisorCounters(k.s) 
 func (k gvisorKernel) Close() error {
 	k.s.Close()
 	k.s.Wait()
+	if k.wait != nil {
+		k.wait()
+	}
 	if k.fd >= 0 {
 		unix.Close(k.fd)
 	}

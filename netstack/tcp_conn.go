@@ -169,6 +169,9 @@ func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPC
 			return fail(cerr)
 		}
 		if st != tcp.SynSent && st != tcp.SynReceived {
+			// Only this call could wait on tc so far: what it waited on
+			// goes, so that an idle connection keeps nothing of it.
+			tc.waits = nil
 			s.mu.Unlock()
 			return tc, nil
 		}
