@@ -139,8 +139,7 @@ func (c *Conn) tuneRcvBuf(now mono.Time) {
 	// What was read in one round trip at the pace of this interval. Linux
 	// takes all that was read since the last measurement, so a reader
 	// that was kept from running for a while and then read its backlog
-	// looked faster than it is; on two busy CPUs that alone grew every
-	// buffer to its bound.
+	// looks faster than it is.
 	copied := int64(float64(t.spaceSeq.Size(read)) * float64(t.rtt) / float64(elapsed))
 	if copied > int64(t.space) {
 		want := 2*copied + int64(min(rcvCushionSegs*c.rcvMSS(), rcvCushionMax))

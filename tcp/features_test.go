@@ -456,6 +456,21 @@ func TestWindowUpdateOnlyWhenItDoubles(t *testing.T) {
 	}
 }
 
+// A buffer of less than four segments still gets its window update after
+// a read: two full segments of growth, the usual bar, would never come.
+func TestWindowUpdateWithSmallBuffer(t *testing.T) {
+	h := newHarness(t)
+	h.c.SetBufferSizes(0, 2500)
+	h.open(synOpts)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: payload(1460)})
+	h.AdvanceToDeadline() // the delayed ACK
+	if got := h.Took(); len(got) != 1 || got[0].Wnd != 2500-1460 {
+		t.Fatalf("after one segment %v, want one ACK offering %d", got, 2500-1460)
+	}
+	h.c.Read(h.now, make([]byte, 2500))
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301 + 1460, Wnd: 2500})
+}
+
 // With SACK, duplicate ACKs that only report a duplicate (D-SACK, RFC
 // 2883) are no evidence of loss and do not start fast retransmit; ones
 // that SACK data above the cumulative ACK do (RFC 6675 §2).
