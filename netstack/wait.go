@@ -51,9 +51,6 @@ func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
 	return woken
 }
 
-// waitingLocked reports whether a goroutine is blocked on w.
-func (w *waitList) waitingLocked() bool { return w.oneBusy || w.many != nil }
-
 // wakeLocked wakes every waiter.
 func (w *waitList) wakeLocked() {
 	if w.oneBusy {

@@ -23,12 +23,13 @@ func TestWaitListWakesEveryWaiter(t *testing.T) {
 		}()
 	}
 	waitUntil(t, s, "all three to block", func() bool { return registered == n })
-	if !w.oneBusy || w.many == nil {
-		t.Fatalf("three waiters: busy %v, shared channel %v", w.oneBusy, w.many != nil)
-	}
 	s.mu.Lock()
+	busy, shared := w.oneBusy, w.many != nil
 	w.wakeLocked()
 	s.mu.Unlock()
+	if !busy || !shared {
+		t.Fatalf("three waiters: busy %v, shared channel %v", busy, shared)
+	}
 	for range n {
 		if !<-woken {
 			t.Fatal("a waiter was not woken")
@@ -38,15 +39,21 @@ func TestWaitListWakesEveryWaiter(t *testing.T) {
 	stop := make(chan struct{})
 	close(stop)
 	s.mu.Lock()
-	if w.block(&s.mu, stop) {
-		t.Fatal("a wait with its stop ready reported a wake-up")
-	}
-	if w.waitingLocked() || len(w.one) != 0 {
-		t.Fatalf("after a stopped wait: busy %v, %d tokens", w.oneBusy, len(w.one))
-	}
+	wokenAfterStop := w.block(&s.mu, stop)
+	waiting, tokens := w.waitingLocked(), len(w.one)
 	w.wakeLocked() // nobody waits: no token is left for the next
-	if len(w.one) != 0 {
+	leftover := len(w.one)
+	s.mu.Unlock()
+	switch {
+	case wokenAfterStop:
+		t.Fatal("a wait with its stop ready reported a wake-up")
+	case waiting || tokens != 0:
+		t.Fatalf("after a stopped wait: waiting %v, %d tokens", waiting, tokens)
+	case leftover != 0:
 		t.Fatal("a wake-up with no waiter left a token")
 	}
-	s.mu.Unlock()
 }
+
+// waitingLocked reports whether a goroutine is blocked on w (tests wait
+// for it before acting on the blocked call).
+func (w *waitList) waitingLocked() bool { return w.oneBusy || w.many != nil }

@@ -96,15 +96,16 @@ func (c *Conn) growSndBuf() {
 
 // rcvMeasureRTT runs when in-order data has moved RCV.NXT.
 func (c *Conn) rcvMeasureRTT(now mono.Time) {
-	if c.rcvLocked || c.rcvBuf() >= int(c.rcvBufMax) {
+	buf := c.rcvBuf()
+	if c.rcvLocked || buf >= int(c.rcvBufMax) {
 		return
 	}
 	t := c.rt
 	if t == nil {
-		if int(c.IRS.Size(c.RcvNxt)) < c.rcvBuf()/4 {
+		if int(c.IRS.Size(c.RcvNxt)) < buf/4 {
 			return
 		}
-		t = &rcvTuning{buf: int32(c.rcvBuf())}
+		t = &rcvTuning{buf: int32(buf)}
 		c.rt = t
 	} else if c.RcvNxt.LessThan(t.rttSeq) {
 		return
