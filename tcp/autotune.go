@@ -26,10 +26,12 @@ import (
 // Send (tcp_sndbuf_expand): the buffer holds twice what the windows have
 // let be in flight.
 
-// rcvTuning is the autotuning's measurements, made when a connection has
-// received a quarter of its starting buffer: most connections never need
-// them.
-type rcvTuning struct {
+// tuning is the autotuning's measurements and the in-flight governor
+// (inflight.go), made when a connection has received a quarter of its
+// starting buffer or had its first sends acknowledged in bulk: most
+// connections never need them.
+type tuning struct {
+	rcvOn  bool          // the receive side is measuring
 	rtt    time.Duration // the receiver's round-trip estimate; 0 before a sample
 	rttAt  mono.Time     // when the running measurement began
 	rttSeq seq.Value     // ...and the edge RCV.NXT must pass to end it
@@ -39,6 +41,17 @@ type rcvTuning struct {
 	spaceAt  mono.Time // when the current reading interval began
 	spaceSeq seq.Value // ...and the next byte the application read then
 	space    int32     // the most the application read in one round trip
+
+	gov inflightGov
+}
+
+// tune returns c's tuning, making it: the buffer the window is offered
+// from starts where it is.
+func (c *Conn) tune() *tuning {
+	if c.rt == nil {
+		c.rt = &tuning{buf: int32(c.rcvBuf())}
+	}
+	return c.rt
 }
 
 // bufInitial is where an autotuned buffer starts (Linux's tcp_rmem
@@ -94,6 +107,19 @@ func (c *Conn) growSndBuf() {
 	}
 }
 
+// sndLimit is what writes may fill the send buffer to: while the in-flight
+// governor caps the flight, no more than twice the cap (what is in flight
+// and as much again waiting), so that bytes do not wait in the buffer long
+// enough to leave the cache (what Linux's tcp_notsent_lowat lets a user
+// ask for). A buffer the user set is left whole.
+func (c *Conn) sndLimit() int {
+	n := int(c.sndBuf)
+	if capped := c.inflightCap(); capped > 0 && !c.sndLocked {
+		n = min(n, max(2*capped, int(c.bufStart())))
+	}
+	return n
+}
+
 // rcvMeasureRTT runs when in-order data has moved RCV.NXT.
 func (c *Conn) rcvMeasureRTT(now mono.Time) {
 	buf := c.rcvBuf()
@@ -101,12 +127,12 @@ func (c *Conn) rcvMeasureRTT(now mono.Time) {
 		return
 	}
 	t := c.rt
-	if t == nil {
+	if t == nil || !t.rcvOn {
 		if int(c.IRS.Size(c.RcvNxt)) < buf/4 {
 			return
 		}
-		t = &rcvTuning{buf: int32(buf)}
-		c.rt = t
+		t = c.tune()
+		t.rcvOn = true
 	} else if c.RcvNxt.LessThan(t.rttSeq) {
 		return
 	} else if d := max(now.Sub(t.rttAt), time.Microsecond); t.rtt == 0 || d < t.rtt {
@@ -125,7 +151,7 @@ func (c *Conn) rcvMeasureRTT(now mono.Time) {
 // took every buffer to its bound at once.)
 func (c *Conn) tuneRcvBuf(now mono.Time) {
 	t := c.rt
-	if t == nil || t.rtt == 0 || c.rcvLocked || t.buf >= c.rcvBufMax {
+	if t == nil || !t.rcvOn || t.rtt == 0 || c.rcvLocked || t.buf >= c.rcvBufMax {
 		return
 	}
 	read := c.RcvNxt.Sub(seq.Size(c.rcv.Len())) // the next byte the application reads

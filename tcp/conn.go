@@ -56,6 +56,9 @@ type Config struct {
 	// NoTLP turns off tail loss probes (RFC 8985 §7), which Linux sends
 	// by default.
 	NoTLP bool
+	// NoInflightGovernor turns off the cap a bulk sender finds on what it
+	// keeps in flight (inflight.go); the windows alone limit it then.
+	NoInflightGovernor bool
 
 	// OOOSegmentsMax and the receive buffer bound the out-of-order queue.
 	OOOSegmentsMax int
@@ -226,7 +229,7 @@ type Conn struct {
 	x   *connExtra        // errors, counters, undo record; nil until one is set
 	ooo *oooQueue         // out-of-order segments and SACK reports; nil while none
 	sb  *scoreboard       // SACK and retransmission state; nil while nothing is outstanding
-	rt  *rcvTuning        // receive-buffer autotuning; nil until data flows
+	rt  *tuning           // buffer autotuning and the in-flight governor; nil until data flows
 	cc  CongestionControl // nil: NewReno, kept in renoAcc
 
 	snd        sendBuffer
@@ -555,7 +558,7 @@ func (c *Conn) WriteSpace() int {
 	if c.finQueued {
 		return 0
 	}
-	return max(int(c.sndBuf)-c.snd.Len(), 0)
+	return max(c.sndLimit()-c.snd.Len(), 0)
 }
 
 // Unacked returns the bytes queued but not yet acknowledged by the peer.
@@ -583,7 +586,10 @@ func (c *Conn) SetBufferSizes(snd, rcv int) {
 			held += int(c.RcvNxt.Size(c.rcvAdv))
 		}
 		c.rcvBufMax = clamp32(max(rcv, held, 2048))
-		c.rt, c.rcvLocked = nil, true
+		c.rcvLocked = true
+		if c.rt != nil {
+			c.rt.rcvOn = false
+		}
 	}
 }
 
@@ -643,6 +649,8 @@ type Info struct {
 	SndWnd     int // the peer's window
 	RcvWnd     int // the window we offer
 	BytesAcked uint64
+	// InflightCap is the in-flight governor's cap; 0 while there is none.
+	InflightCap int
 
 	// Per-connection counts of the events Stats sums over all connections.
 	Retransmits    uint32
@@ -663,7 +671,7 @@ func (c *Conn) Info() Info {
 		SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rto,
 		Cwnd: c.cwnd, Ssthresh: c.ssthresh, InRecovery: c.inRecov, Backoff: int(c.backoff),
 		InFlight: int(c.SndUna.Size(c.SndNxt)), SndWnd: int(c.SndWnd), RcvWnd: int(c.RcvWnd),
-		BytesAcked:  c.bytesAcked,
+		BytesAcked: c.bytesAcked, InflightCap: c.inflightCap(),
 		Retransmits: n.retransmits, Timeouts: n.timeouts,
 		FastRecoveries: n.fastRecoveries, DSACKsReceived: n.dsacks,
 		SpuriousUndos: n.undos,
@@ -764,7 +772,7 @@ func (c *Conn) queueSend(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, int(c.sndBuf))
+	in.n = c.snd.write(in.buf, c.sndLimit())
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 	}
@@ -776,7 +784,7 @@ func (c *Conn) send(in *Input) {
 		in.err = ErrClosing
 		return
 	}
-	in.n = c.snd.write(in.buf, int(c.sndBuf))
+	in.n = c.snd.write(in.buf, c.sndLimit())
 	if in.n == 0 && len(in.buf) > 0 {
 		in.err = ErrWouldBlock
 		return

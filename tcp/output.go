@@ -277,6 +277,9 @@ func (c *Conn) sendData(now mono.Time, swsOverride bool) {
 		}
 		retx := c.sndCur.LessThan(c.SndNxt)
 		wnd := min(int(c.SndWnd), c.cwnd)
+		if capped := c.inflightCap(); capped > 0 {
+			wnd = min(wnd, capped)
+		}
 		usable := wnd - int(c.SndUna.Size(c.sndCur))
 		if room >= 0 {
 			usable = min(int(c.SndWnd)-int(c.SndUna.Size(c.sndCur)), room)
@@ -313,6 +316,7 @@ func (c *Conn) sendData(now mono.Time, swsOverride bool) {
 		c.sendAtCur(now, off, n, unsent, retx)
 		if !retx {
 			c.growSndBuf()
+			c.govSent()
 		}
 		if room >= 0 {
 			room -= n

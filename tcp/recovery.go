@@ -27,6 +27,7 @@ func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 		c.rttSampleTS(now, s)
 	}
 	c.ackAdvance(now, a)
+	c.govOnAck(now)
 	c.dupAcks = 0
 	if !c.inRecov {
 		c.cwnd = c.ccOnAck(now, acked)
