@@ -496,3 +496,23 @@ func TestDSACKOnlyDupACKsAreNotLoss(t *testing.T) {
 		t.Fatalf("after three SACKing duplicates: sent %v, fast recoveries %d; want segment 2 first, 1", got, h.stats.FastRetransmits)
 	}
 }
+
+// A segment and a short one are less than the two full segments that are
+// ACKed at once, but when the application reads them the ACK goes without
+// waiting for the delayed-ACK timer (Linux's tcp_cleanup_rbuf): a sender
+// whose window holds no more would otherwise wait 40 ms. One segment read
+// still waits.
+func TestReadACKsMoreThanASegment(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: payload(1460)})
+	h.ReadAll()
+	if got := h.Took(); len(got) != 0 {
+		t.Fatalf("one segment read: sent %v, want the ACK delayed", got)
+	}
+	h.Send(S{Flags: ACK | PSH, Seq: 301 + 1460, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	if got := h.Took(); len(got) != 0 {
+		t.Fatalf("a segment and a short one: sent %v before the read", got)
+	}
+	h.ReadAll()
+	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301 + 1560, Wnd: hWnd})
+}

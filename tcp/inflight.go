@@ -159,7 +159,9 @@ func (g *inflightGov) judge(rate, floor int64) {
 		if g.cap == 0 {
 			g.cap = max(g.flight, floor)
 		}
-		g.base = rate
+		// A rise is taken at once, a fall by half: one slow period
+		// must not make the next trial up look like a gain.
+		g.base = max(rate, (g.base+rate)/2)
 		if g.wait > 0 {
 			g.wait--
 			return

@@ -127,7 +127,19 @@ func (c *Conn) updateWindow(syn bool) uint16 {
 // keeping up needs no update (the ACKs of the data carry the window), and
 // a read followed by a write, as in any echo or proxy, sends the window
 // with the data instead of a pure ACK before it.
+//
+// An ACK the delayed-ACK timer holds goes at the read too once more than a
+// full segment waits for it (tcp_cleanup_rbuf's "once-per-two-segments ACK
+// was not sent"): a segment and a short one, as a sender without Nagle
+// makes of writes that are not a multiple of the MSS, are less than the
+// two segments that ACK at once, and a sender whose window holds no more
+// would wait the whole timer, 40 ms per round trip.
 func (c *Conn) windowUpdate(now mono.Time) {
+	if c.ackPending && int(c.rcvUnacked) > c.rcvMSS() {
+		c.ackNow = true
+		c.flushACK(now)
+		return
+	}
 	right := c.RcvNxt.Add(seq.Size(c.rcvSpace()))
 	if !right.GreaterThan(c.rcvAdv) {
 		return
