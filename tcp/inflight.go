@@ -27,16 +27,18 @@ import (
 //
 // A period is at least govRounds round trips and govPeriodMin. The first
 // measures the flight the windows allow; then trials: half the cap stays
-// if it delivers at least 80% as much as the best seen before it, twice
-// the cap if it delivers 15% more, and each accepted trial goes on in its
-// direction. The acceptance is loose downwards because one period's rate
-// varies by ±30% on a busy host; a path whose rate needs the window loses
-// half of it to a halving and refuses it. A failed trial costs one period
-// at the trial cap and spaces the next one out (1, 3, 7 ... 31 periods), so
-// such a path loses little to the probing. Periods with loss recovery or
-// in which the congestion window limited the flight, and trials whose cap
-// the sender never came near (the application or the peer held it back),
-// judge nothing.
+// if it delivers at least 80% of the baseline (the rate at the cap, taken
+// at once when it rises and by half when it falls), twice the cap if it
+// delivers 30% more, and each accepted trial goes on in its direction. The
+// acceptance is loose downwards and strict upwards because one period's
+// rate varies by ±30% on a busy host: a path whose rate needs the window
+// loses half of it to a halving and refuses it, and noise alone rarely
+// passes a 30% rise. A failed trial costs one period at the trial cap and
+// spaces the next one out (1, 3, 7 ... 31 periods), so such a path loses
+// little to the probing. Periods with loss recovery, in which the
+// congestion window limited the flight or the application left it under
+// half its limit, and trials whose cap the sender never came near, judge
+// nothing.
 type inflightGov struct {
 	cap    int64 // bytes; 0 before the first period has measured the uncapped flight
 	prev   int64 // the cap before the running trial
@@ -96,6 +98,23 @@ func (c *Conn) govSent() {
 	if c.rt != nil && c.rt.gov.on {
 		g := &c.rt.gov
 		g.flight = max(g.flight, int64(c.SndUna.Size(c.SndNxt)))
+	}
+}
+
+// govIdle runs when the sender has nothing left to send: a period in
+// which the application, not the cap, held the flight under half its limit
+// measured the application.
+func (c *Conn) govIdle() {
+	if c.rt == nil || !c.rt.gov.on {
+		return
+	}
+	g := &c.rt.gov
+	limit := int64(min(int(c.SndWnd), c.cwnd))
+	if g.cap > 0 {
+		limit = min(limit, g.cap)
+	}
+	if 2*int64(c.SndUna.Size(c.SndNxt)) < limit {
+		g.invalid = true
 	}
 }
 

@@ -86,8 +86,9 @@ func TestInflightGovernorKeepsTheWindowAPathNeeds(t *testing.T) {
 }
 
 // A cap holds the flight, and the send buffer takes no more than twice it,
-// while the peer's window is what would limit the flight; where the
-// congestion window limits it, the cap does not apply.
+// while the peer's window is what would limit the flight; a period in
+// which the application ran out of data judges nothing; where the
+// congestion window limits the flight, the cap does not apply.
 func TestInflightCapHoldsFlightAndSendBuffer(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SendBufferMax = 4 << 20 })
 	opts := synOpts
@@ -117,6 +118,18 @@ func TestInflightCapHoldsFlightAndSendBuffer(t *testing.T) {
 	}
 	if got := h.c.Info().InflightCap; got != capped {
 		t.Errorf("Info().InflightCap %d, want %d", got, capped)
+	}
+	// The application stops writing: once the flight is under half the
+	// cap with nothing left to send, the period measures the application.
+	g := &h.c.rt.gov
+	g.begin(h.c, h.now)
+	for h.c.snd.Len() > 0 {
+		h.Advance(10 * time.Millisecond)
+		h.Send(S{Flags: ACK, Seq: peerISS + 1, Ack: h.c.SndNxt, Wnd: 0xffff})
+		h.Took()
+	}
+	if !g.invalid {
+		t.Error("a period in which the application ran dry counts")
 	}
 	h.c.cwnd = int(h.c.SndWnd) // congestion control limits again
 	if got := h.c.Info().InflightCap; got != 0 {

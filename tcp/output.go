@@ -285,6 +285,7 @@ func (c *Conn) sendData(now mono.Time, swsOverride bool) {
 		unsent := c.snd.Len() - off
 		finNext := c.finQueued && c.sndCur == c.finSeq
 		if unsent <= 0 && !finNext {
+			c.govIdle()
 			return
 		}
 		retx := c.sndCur.LessThan(c.SndNxt)
