@@ -409,6 +409,19 @@ func BenchmarkSum(b *testing.B) {
 	})
 }
 
+// BenchmarkSumChained starts each sum from the one before, as a segment's
+// sum starts from its pseudo-header's: the latency of a sum, where
+// BenchmarkSum measures its throughput.
+func BenchmarkSumChained(b *testing.B) {
+	benchSizes(b, 0, func(b *testing.B, buf []byte) {
+		var s uint16
+		for b.Loop() {
+			s = Sum(buf, s)
+		}
+		sink = s
+	})
+}
+
 // BenchmarkSumUnaligned starts every buffer at an odd address.
 func BenchmarkSumUnaligned(b *testing.B) {
 	benchSizes(b, 1, func(b *testing.B, buf []byte) {

@@ -21,7 +21,10 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 		// sumBulk's result is below 2^32: adding initial cannot overflow.
 		return bits.ReverseBytes16(Fold(sumBulk(b) + uint64(bits.ReverseBytes16(initial))))
 	}
-	acc := uint64(bits.ReverseBytes16(initial))
+	// initial joins at the end, not the start: callers chain sums (a
+	// pseudo-header's, then the segment's), and a chain that began with
+	// it would make each sum wait for the one before.
+	var acc uint64
 	// Add-with-carry chains: bits.Add64 with the carry passed straight on
 	// compiles to ADC. Each chain starts afresh and parks its carry out in
 	// carries, so chains depend on each other through acc alone, not through
@@ -82,9 +85,9 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 			t |= uint64(b[n-1]) << (8 * (n - 1))
 		}
 	}
-	// t < 2^56 and carries < 2^58 (at most one per 8 bytes): their sum does
-	// not overflow, and after a carry out acc is small enough that adding c
-	// cannot carry again.
-	acc, c = bits.Add64(acc, t+carries, 0)
+	// t < 2^56, carries < 2^58 (at most one per 8 bytes) and initial
+	// < 2^16: their sum does not overflow, and after a carry out acc is
+	// small enough that adding c cannot carry again.
+	acc, c = bits.Add64(acc, t+carries+uint64(bits.ReverseBytes16(initial)), 0)
 	return bits.ReverseBytes16(Fold(acc + c))
 }
