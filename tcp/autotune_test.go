@@ -5,14 +5,24 @@ import (
 	"time"
 )
 
-// autotuned opens a connection with a 4 MiB receive limit and the peer
-// scaling by 7, so windows of megabytes can be offered.
-func autotuned(t *testing.T) *harness {
-	h := newHarness(t, func(c *Config) { c.ReceiveBufferMax = 4 << 20 })
+// scaledPeer opens a connection whose peer scales its window by 7, so
+// windows of megabytes can be offered and sent into.
+func scaledPeer(t *testing.T, tweak func(*Config)) *harness {
+	h := newHarness(t, tweak)
 	opts := synOpts
 	opts.WindowScale = 7
 	h.open(opts)
 	return h
+}
+
+// autotuned is scaledPeer with a 4 MiB receive limit.
+func autotuned(t *testing.T) *harness {
+	return scaledPeer(t, func(c *Config) { c.ReceiveBufferMax = 4 << 20 })
+}
+
+// sendTuned is scaledPeer with a 4 MiB send limit.
+func sendTuned(t *testing.T) *harness {
+	return scaledPeer(t, func(c *Config) { c.SendBufferMax = 4 << 20 })
 }
 
 // fillWindow sends, as the peer, full segments up to the right edge we
@@ -112,10 +122,7 @@ func TestReceiveBufferSetIsFixed(t *testing.T) {
 // as the congestion window opens, up to its bound; one the user sets is
 // taken whole at once.
 func TestSendBufferGrowsWithFlight(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.SendBufferMax = 4 << 20 })
-	opts := synOpts
-	opts.WindowScale = 7
-	h.open(opts)
+	h := sendTuned(t)
 	data := make([]byte, 8<<20)
 	n, _ := h.c.Write(h.now, data)
 	if n != bufInitial {
@@ -136,6 +143,8 @@ func TestSendBufferGrowsWithFlight(t *testing.T) {
 
 	fixed := newHarness(t, func(c *Config) { c.SendBufferMax = 4 << 20 })
 	fixed.c.SetBufferSizes(1<<20, 0)
+	opts := synOpts
+	opts.WindowScale = 7
 	fixed.open(opts)
 	if n, _ := fixed.c.Write(fixed.now, data); n != 1<<20 {
 		t.Fatalf("a set 1 MiB buffer took %d", n)

@@ -90,10 +90,7 @@ func TestInflightGovernorKeepsTheWindowAPathNeeds(t *testing.T) {
 // which the application ran out of data judges nothing; where the
 // congestion window limits the flight, the cap does not apply.
 func TestInflightCapHoldsFlightAndSendBuffer(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.SendBufferMax = 4 << 20 })
-	opts := synOpts
-	opts.WindowScale = 7
-	h.open(opts)
+	h := sendTuned(t)
 	data := make([]byte, 8<<20)
 	// Grow the windows: the send buffer to its bound, cwnd past the
 	// peer's window.
