@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/tapstack/tapstack/mono"
@@ -50,7 +51,7 @@ type inflightGov struct {
 
 	// The running period.
 	on       bool
-	invalid  bool // loss recovery: the rate says nothing about the cap
+	invalid  bool // recovery, cwnd or the application limited it: its rate says nothing about the cap
 	rounds   uint8
 	at       mono.Time
 	acked    uint64 // bytesAcked when it began
@@ -145,11 +146,19 @@ func (c *Conn) govOnAck(now mono.Time) {
 		return
 	}
 	if !g.invalid && d > 0 && (g.cap == 0 || 4*g.flight >= 3*g.cap) {
-		g.judge(int64(c.bytesAcked-g.acked)*int64(time.Second)/int64(d), c.govFloor())
+		g.judge(perSecond(c.bytesAcked-g.acked, d), c.govFloor())
 	} else if g.trial != govMeasure {
 		g.cap, g.trial = g.prev, govMeasure // inconclusive: back to what was measured
 	}
 	g.begin(c, now)
+}
+
+// perSecond is n bytes over d as bytes per second, exactly: n times 10^9
+// overflows 64 bits from 18 GB on.
+func perSecond(n uint64, d time.Duration) int64 {
+	hi, lo := bits.Mul64(n, uint64(time.Second))
+	q, _ := bits.Div64(hi, lo, uint64(d)) // d >= govPeriodMin: hi < d
+	return int64(min(q, 1<<63-1))
 }
 
 // begin starts a period.

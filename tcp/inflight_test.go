@@ -133,3 +133,20 @@ func TestInflightCapHoldsFlightAndSendBuffer(t *testing.T) {
 		t.Errorf("Info().InflightCap %d with cwnd limiting, want none", got)
 	}
 }
+
+// A period's rate is exact however much it moved.
+func TestInflightRatePerSecond(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		d    time.Duration
+		want int64
+	}{
+		{3 << 20, 2 * time.Millisecond, 3 << 20 * 500},
+		{100 << 30, 10 * time.Second, 10 << 30},    // n times 10^9 needs more than 64 bits
+		{1 << 55, 2 * time.Millisecond, 1<<63 - 1}, // beyond int64: the largest
+	} {
+		if got := perSecond(tc.n, tc.d); got != tc.want {
+			t.Errorf("perSecond(%d, %v) = %d, want %d", tc.n, tc.d, got, tc.want)
+		}
+	}
+}
