@@ -277,6 +277,7 @@ func (c *Conn) sendData(now mono.Time, swsOverride bool) {
 	if c.inRecov && c.sb != nil {
 		room = c.retransmitLost(now)
 	}
+	capped := c.inflightCap() // the in-flight governor's cap, 0 for none
 	for {
 		off := int(c.sndBufSeq.Size(c.sndCur))
 		if c.sndCur.LessThan(c.sndBufSeq) {
@@ -290,7 +291,7 @@ func (c *Conn) sendData(now mono.Time, swsOverride bool) {
 		}
 		retx := c.sndCur.LessThan(c.SndNxt)
 		wnd := min(int(c.SndWnd), c.cwnd)
-		if capped := c.inflightCap(); capped > 0 {
+		if capped > 0 {
 			wnd = min(wnd, capped)
 		}
 		usable := wnd - int(c.SndUna.Size(c.sndCur))
