@@ -12,37 +12,43 @@ import (
 // receiver offers (about a megabyte here) would keep three quarters of it
 // queued, a round trip of 8.5 ms on a 2 ms path. The sender's in-flight
 // governor finds that half and a quarter of it deliver as fast, and keeps
-// the queue short at full rate.
+// the queue short at nearly the full rate, for one connection and for two
+// sharing the link.
 func TestTCPDeepQueueStaysShort(t *testing.T) {
 	const (
 		rate  = 1_000_000_000 // bits/s
 		delay = time.Millisecond
-		size  = 64 << 20
+		size  = 64 << 20 // per connection
 	)
-	fwd := impair.Config{Delay: delay, Rate: rate, Queue: 16 << 20}
-	back := impair.Config{Delay: delay}
-	p := newPair(t, 5, fwd, back)
-	run := must(p.w.StartTransfer(Transfer{Transport: TCP{}, Client: p.a, Server: p.b, Port: 80, Conns: 1, Bytes: size, SampleInfo: true}))(t)
-	if err := p.w.RunUntil(run.Done, mono.Time(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	c := run.Conns[0]
-	ci := c.ClientInfo
-	line := time.Duration(size * 8 * int64(time.Second) / rate)
 	bdp := rate / 8 * int(2*delay) / int(time.Second)
-	last := ci.Samples[len(ci.Samples)*3/4:]
-	var sum time.Duration
-	var maxFlight int
-	for _, s := range last {
-		sum, maxFlight = sum+s.SRTT, max(maxFlight, s.InFlight)
-	}
-	meanSRTT := sum / time.Duration(len(last))
-	t.Logf("64 MiB in %v (%v at line rate); last quarter: mean srtt %v, flight at most %d (path's window %d)", c.Closed, line, meanSRTT, maxFlight, bdp)
-	if time.Duration(c.Closed) > line*115/100 || ci.Info.Retransmits != 0 {
-		t.Errorf("64 MiB took %v with %d retransmissions; %v at line rate", c.Closed, ci.Info.Retransmits, line)
-	}
-	// Trials up run at twice the cap now and then.
-	if meanSRTT > 2*delay+delay/2 || maxFlight > 3*bdp {
-		t.Errorf("last quarter of the transfer: mean srtt %v, flight up to %d on a %v path with a %d-byte window", meanSRTT, maxFlight, 2*delay, bdp)
+	for _, conns := range []int{1, 2} {
+		fwd := impair.Config{Delay: delay, Rate: rate, Queue: 16 << 20}
+		back := impair.Config{Delay: delay}
+		p := newPair(t, 5, fwd, back)
+		run := must(p.w.StartTransfer(Transfer{Transport: TCP{}, Client: p.a, Server: p.b, Port: 80, Conns: conns, Bytes: size, SampleInfo: true}))(t)
+		if err := p.w.RunUntil(run.Done, mono.Time(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		line := time.Duration(int64(conns) * size * 8 * int64(time.Second) / rate)
+		for _, c := range run.Conns {
+			ci := c.ClientInfo
+			last := ci.Samples[len(ci.Samples)*3/4:]
+			var sum time.Duration
+			var maxFlight int
+			for _, s := range last {
+				sum, maxFlight = sum+s.SRTT, max(maxFlight, s.InFlight)
+			}
+			meanSRTT := sum / time.Duration(len(last))
+			t.Logf("%d connections, #%d: done at %v (%v at line rate); last quarter: mean srtt %v, flight at most %d (path's window %d)",
+				conns, c.ID, c.Closed, line, meanSRTT, maxFlight, bdp)
+			if time.Duration(c.Closed) > line*115/100 || ci.Info.Retransmits != 0 {
+				t.Errorf("%d connections, #%d: done at %v with %d retransmissions; %v at line rate", conns, c.ID, c.Closed, ci.Info.Retransmits, line)
+			}
+			// Trials up run at twice the cap now and then.
+			if meanSRTT > 2*delay+delay/2 || maxFlight > 3*bdp {
+				t.Errorf("%d connections, #%d, last quarter: mean srtt %v, flight up to %d on a %v path with a %d-byte window",
+					conns, c.ID, meanSRTT, maxFlight, 2*delay, bdp)
+			}
+		}
 	}
 }
