@@ -88,11 +88,15 @@ func (c *Conn) govFloor() int64 {
 // limit the flight: congestion control rules where it limits, and slow
 // start must find a long path's window unhindered.
 func (c *Conn) inflightCap() int {
-	if c.rt == nil || c.cwnd <= int(c.SndWnd) {
+	if c.rt == nil || c.cwndLimits() {
 		return 0
 	}
 	return int(c.rt.gov.cap)
 }
+
+// cwndLimits reports whether the congestion window, not the peer's, is
+// what limits the flight: then the governor neither caps nor judges.
+func (c *Conn) cwndLimits() bool { return c.cwnd <= int(c.SndWnd) }
 
 // govSent notes the flight after new data went out.
 func (c *Conn) govSent() {
@@ -133,7 +137,7 @@ func (c *Conn) govOnAck(now mono.Time) {
 		return
 	}
 	g := &c.rt.gov
-	if c.inRecov || c.cwnd <= int(c.SndWnd) {
+	if c.inRecov || c.cwndLimits() {
 		g.invalid = true
 	}
 	if c.SndUna.LessThan(g.roundEnd) {
@@ -145,7 +149,7 @@ func (c *Conn) govOnAck(now mono.Time) {
 	if g.rounds < govRounds || d < govPeriodMin {
 		return
 	}
-	if !g.invalid && d > 0 && (g.cap == 0 || 4*g.flight >= 3*g.cap) {
+	if !g.invalid && (g.cap == 0 || 4*g.flight >= 3*g.cap) {
 		g.judge(perSecond(c.bytesAcked-g.acked, d), c.govFloor())
 	} else if g.trial != govMeasure {
 		g.cap, g.trial = g.prev, govMeasure // inconclusive: back to what was measured
