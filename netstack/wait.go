@@ -15,13 +15,15 @@ import (
 type waitList struct {
 	one     chan struct{} // capacity 1: a token in it says "look again"
 	many    chan struct{}
-	oneBusy bool // a goroutine waits on one
+	oneBusy bool      // a goroutine waits on one
+	mu      *loopLock // the lock waiters hold; set by block
 }
 
 // block waits for the next wake-up or for stop to be ready, whichever is
 // first, and reports whether it was woken. The loop lock mu is held on
 // entry and on return, and released while it waits.
 func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
+	w.mu = mu
 	ch := w.many
 	isOne := !w.oneBusy
 	if isOne {
@@ -51,17 +53,32 @@ func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
 	return woken
 }
 
-// wakeLocked wakes every waiter.
+// wakeLocked wakes every waiter when the step ends (see loopLock.wake).
 func (w *waitList) wakeLocked() {
 	if w.oneBusy {
-		select {
-		case w.one <- struct{}{}:
-		default: // a token is already there
-		}
+		w.mu.wake(wakeup{ch: w.one})
 	}
 	if w.many != nil {
-		close(w.many)
+		w.mu.wake(wakeup{ch: w.many, all: true})
 		w.many = nil
+	}
+}
+
+// wakeup is a pending wake-up: a token for the one waiter, or closing the
+// channel the others wait on.
+type wakeup struct {
+	ch  chan struct{}
+	all bool
+}
+
+func (u wakeup) fire() {
+	if u.all {
+		close(u.ch)
+		return
+	}
+	select {
+	case u.ch <- struct{}{}:
+	default: // a token is already there
 	}
 }
 

@@ -57,3 +57,41 @@ func TestWaitListWakesEveryWaiter(t *testing.T) {
 // waitingLocked reports whether a goroutine is blocked on w (tests wait
 // for it before acting on the blocked call).
 func (w *waitList) waitingLocked() bool { return w.oneBusy || w.many != nil }
+
+// A step's wake-ups fire once it has released the loop lock, the woken
+// finding it free, and all of them, beyond the few kept for after it.
+func TestWakeupsFireAfterTheStep(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	const n = 2*wakesMax + 1
+	lists := make([]waitList, n)
+	woken := make(chan bool, n)
+	registered := 0 // guarded by the loop lock
+	for i := range lists {
+		go func() {
+			s.mu.Lock()
+			registered++
+			woken <- lists[i].block(&s.mu, nil)
+			s.mu.Unlock()
+		}()
+	}
+	waitUntil(t, s, "all to block", func() bool { return registered == n })
+	s.mu.Lock()
+	for i := range lists {
+		lists[i].wakeLocked()
+		lists[i].wakeLocked() // a repeat is one wake-up
+	}
+	pending, tokens := len(s.mu.wakes), 0
+	for i := range lists {
+		tokens += len(lists[i].one)
+	}
+	s.mu.Unlock()
+	if pending != n || tokens != 0 {
+		t.Fatalf("inside the step: %d wake-ups pending, %d delivered; want %d and 0", pending, tokens, n)
+	}
+	for range n {
+		if !<-woken {
+			t.Fatal("a waiter was not woken")
+		}
+	}
+}
