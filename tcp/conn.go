@@ -789,7 +789,7 @@ func (c *Conn) send(in *Input) {
 		in.err = ErrWouldBlock
 		return
 	}
-	c.output(in.at)
+	c.sendData(in.at, sendWrite)
 }
 
 // receive is RECEIVE in every state: buffered data first, then end of

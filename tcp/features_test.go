@@ -57,6 +57,73 @@ func TestNagle(t *testing.T) {
 	h.Expect(S{Flags: ACK | PSH, Seq: 104, Ack: 301, Wnd: hWnd, Data: []byte("d")})
 }
 
+// Autocorking: with Nagle's algorithm off, a write's short last segment
+// waits while two full segments are unacknowledged on a path of short round
+// trips, until the next write fills it or an ACK comes; otherwise it goes
+// at once.
+func TestAutocork(t *testing.T) {
+	const mss = 1460
+	full := func(sq int, data []byte) S {
+		return S{Flags: ACK, Seq: seqv(uint32(sq)), Ack: 301, Wnd: hWnd, Data: data}
+	}
+	last := func(sq int, data []byte) S {
+		s := full(sq, data)
+		s.Flags |= PSH
+		return s
+	}
+	setup := func(t *testing.T, tweak ...func(*Config)) (*harness, []byte) {
+		h := established(t, tweak...)
+		h.c.NoDelay = true
+		if h.c.srtt <= 0 || h.c.srtt > corkRTTMax {
+			t.Fatalf("SRTT %v after the handshake: want a short path", h.c.srtt)
+		}
+		return h, payload(3*mss + 100)
+	}
+	t.Run("next write fills it", func(t *testing.T) {
+		h, data := setup(t)
+		h.Write(string(data[:2*mss+100]))
+		h.Expect(full(101, data[:mss]), full(101+mss, data[mss:2*mss]))
+		h.Write(string(data[2*mss+100 : 3*mss]))
+		h.Expect(last(101+2*mss, data[2*mss:3*mss]))
+		h.Write(string(data[3*mss:]))
+		h.ExpectNothing()
+		// An ACK sends it: output on input never corks.
+		h.Send(S{Flags: ACK, Seq: 301, Ack: 101 + mss, Wnd: hWnd})
+		h.Expect(last(101+3*mss, data[3*mss:]))
+	})
+	t.Run("close sends it with the FIN", func(t *testing.T) {
+		h, data := setup(t)
+		h.Write(string(data[:2*mss+100]))
+		h.Took()
+		if err := h.c.Close(h.now); err != nil {
+			t.Fatal(err)
+		}
+		s := last(101+2*mss, data[2*mss:2*mss+100])
+		s.Flags |= FIN
+		h.Expect(s)
+	})
+	t.Run("the loss probe sends it when no ACK comes", func(t *testing.T) {
+		h, data := setup(t, func(c *Config) { c.NoTLP = false })
+		h.Write(string(data[:2*mss+100]))
+		h.Took()
+		if d := h.AdvanceToDeadline(); d != tlpMin {
+			t.Fatalf("probe after %v, want %v", d, tlpMin)
+		}
+		h.Expect(last(101+2*mss, data[2*mss:2*mss+100]))
+	})
+	t.Run("less than two full segments in flight", func(t *testing.T) {
+		h, data := setup(t)
+		h.Write(string(data[:mss+100]))
+		h.Expect(full(101, data[:mss]), last(101+mss, data[mss:mss+100]))
+	})
+	t.Run("a long round trip", func(t *testing.T) {
+		h, data := setup(t)
+		h.c.srtt = 2 * corkRTTMax
+		h.Write(string(data[:2*mss+100]))
+		h.Expect(full(101, data[:mss]), full(101+mss, data[mss:2*mss]), last(101+2*mss, data[2*mss:2*mss+100]))
+	})
+}
+
 // Zero window: the persist timer probes with Linux's probe (SEQ=SND.UNA-1,
 // no data), backing off, until the window opens.
 func TestZeroWindowProbe(t *testing.T) {
