@@ -195,29 +195,6 @@ type loopLock struct {
 	queues   atomic.Pointer[[]*txQueue] // the devices' queues, copied on write
 	claimed  [2]*txQueue                // queues the step writes after unlocking
 	nclaimed int
-	wakes    []wakeup // goroutines the step wakes once it has unlocked
-}
-
-// wakesMax is the most wake-ups a step keeps for after it unlocks; more
-// are made before.
-const wakesMax = 16
-
-// wake records that the step, once it has released the lock and written
-// its frames, wakes u's waiters. Waking at the end of a step rather than
-// at each segment wakes a reader once per batch of frames, and the woken
-// goroutine finds the lock free; waking after the step's frames went out
-// makes it the last goroutine the step readied, the one Go's scheduler
-// runs next on this thread, where the data it reads is in the cache
-// (readied earlier, another thread may take it).
-func (l *loopLock) wake(u wakeup) {
-	// A batch's segments for one connection come together: looking at the
-	// last few finds most repeats (one missed fires twice, harmlessly).
-	for _, p := range l.wakes[max(len(l.wakes)-4, 0):] {
-		if p == u {
-			return
-		}
-	}
-	l.wakes = append(l.wakes, u)
 }
 
 // Lock takes the lock for an application's call. On a real-time stack it
@@ -243,33 +220,17 @@ func (l *loopLock) Lock() {
 // application calls waiting at the gate.
 func (l *loopLock) lockDriver() { l.Mutex.Lock() }
 
-// Unlock releases the lock, then writes what the step claimed and wakes
-// whom it woke.
+// Unlock releases the lock, then writes what the step claimed.
 func (l *loopLock) Unlock() {
-	if l.nclaimed == 0 && len(l.wakes) == 0 {
+	if l.nclaimed == 0 {
 		l.Mutex.Unlock()
 		return
 	}
 	claimed, n := l.claimed, l.nclaimed
 	l.claimed, l.nclaimed = [2]*txQueue{}, 0
-	var wakes [wakesMax]wakeup
-	nw := 0
-	for _, u := range l.wakes {
-		if nw < len(wakes) {
-			wakes[nw] = u
-			nw++
-		} else {
-			u.fire()
-		}
-	}
-	clear(l.wakes)
-	l.wakes = l.wakes[:0]
 	l.Mutex.Unlock()
 	for _, q := range claimed[:n] {
 		q.drain()
-	}
-	for _, u := range wakes[:nw] {
-		u.fire()
 	}
 }
 

@@ -15,15 +15,13 @@ import (
 type waitList struct {
 	one     chan struct{} // capacity 1: a token in it says "look again"
 	many    chan struct{}
-	oneBusy bool      // a goroutine waits on one
-	mu      *loopLock // the lock waiters hold; set by block
+	oneBusy bool // a goroutine waits on one
 }
 
 // block waits for the next wake-up or for stop to be ready, whichever is
 // first, and reports whether it was woken. The loop lock mu is held on
 // entry and on return, and released while it waits.
 func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
-	w.mu = mu
 	ch := w.many
 	isOne := !w.oneBusy
 	if isOne {
@@ -53,32 +51,17 @@ func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
 	return woken
 }
 
-// wakeLocked wakes every waiter when the step ends (see loopLock.wake).
+// wakeLocked wakes every waiter.
 func (w *waitList) wakeLocked() {
 	if w.oneBusy {
-		w.mu.wake(wakeup{ch: w.one})
+		select {
+		case w.one <- struct{}{}:
+		default: // a token is already there
+		}
 	}
 	if w.many != nil {
-		w.mu.wake(wakeup{ch: w.many, all: true})
+		close(w.many)
 		w.many = nil
-	}
-}
-
-// wakeup is a pending wake-up: a token for the one waiter, or closing the
-// channel the others wait on.
-type wakeup struct {
-	ch  chan struct{}
-	all bool
-}
-
-func (u wakeup) fire() {
-	if u.all {
-		close(u.ch)
-		return
-	}
-	select {
-	case u.ch <- struct{}{}:
-	default: // a token is already there
 	}
 }
 
