@@ -52,6 +52,12 @@ func (n *testNet) newStack(seed uint64) *Stack {
 // joined by an Ethernet link with the given MTU.
 func (n *testNet) pair(mtu int) (a, b *Stack, na, nb *NIC) {
 	a, b = n.newStack(1), n.newStack(2)
+	na, nb = n.join(a, b, mtu)
+	return a, b, na, nb
+}
+
+// join gives a and b the addresses and link of pair.
+func (n *testNet) join(a, b *Stack, mtu int) (na, nb *NIC) {
 	la, lb := &testLink{n: n}, &testLink{n: n}
 	var err error
 	na, err = a.AddNIC(NICConfig{Name: "a0", LinkAddr: net.HardwareAddr{2, 0, 0, 0, 0, 1}, MTU: mtu,
@@ -67,7 +73,7 @@ func (n *testNet) pair(mtu int) (a, b *Stack, na, nb *NIC) {
 	la.from, la.to = na, nb
 	lb.from, lb.to = nb, na
 	n.t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b, na, nb
+	return na, nb
 }
 
 // deliver carries every pending frame, including those sent in reply,

@@ -14,6 +14,7 @@ import (
 	"github.com/tapstack/tapstack/device"
 	"github.com/tapstack/tapstack/ip"
 	"github.com/tapstack/tapstack/mono"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 // Rand is the stack's source of randomness: ISNs, ephemeral ports, IP
@@ -28,6 +29,13 @@ type Config struct {
 	Clock func() mono.Time
 	// Rand is the random source; nil means one seeded from crypto/rand.
 	Rand Rand
+	// TCP holds the TCP layer's settings, as Linux's net.ipv4.tcp_*
+	// sysctls do: buffer bounds, timers, options, tail loss probes, the
+	// in-flight governor, congestion control. Zero fields take tcp.Config's
+	// defaults; Output and Stats are the stack's own, and a zero ISNKey is
+	// drawn from Rand (stacks that share one accept each other's SYN
+	// cookies).
+	TCP tcp.Config
 }
 
 // Stack is one host's TCP/IP stack: its interfaces, routes, neighbour
@@ -75,6 +83,7 @@ func New(cfg Config) *Stack {
 		_, _ = rand.Read(seed[:])
 		s.rand = mrand.NewChaCha8(seed)
 	}
+	s.tcp.cfg = cfg.TCP.Clone()
 	s.initTCPLocked()
 	if s.clock == nil {
 		s.epoch = time.Now()

@@ -154,10 +154,12 @@ func (s *Stack) initTCPLocked() {
 	t := &s.tcp
 	t.cfg.Output = tcpOutput{s}
 	t.cfg.Stats = &s.stats.TCP.Stats
-	for i := 0; i < len(t.cfg.ISNKey); i += 8 {
-		v := s.rand.Uint64()
-		for j := range 8 {
-			t.cfg.ISNKey[i+j] = byte(v >> (8 * j))
+	if t.cfg.ISNKey == [len(t.cfg.ISNKey)]byte{} {
+		for i := 0; i < len(t.cfg.ISNKey); i += 8 {
+			v := s.rand.Uint64()
+			for j := range 8 {
+				t.cfg.ISNKey[i+j] = byte(v >> (8 * j))
+			}
 		}
 	}
 	t.cfg.Defaults()

@@ -3,11 +3,13 @@ package netstack
 import (
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/tcp"
 )
 
@@ -212,5 +214,28 @@ func TestTCPSYNCookiesWhenQueueFull(t *testing.T) {
 	st := b.Stats().TCP
 	if accepted != 5 || st.CookiesSent == 0 || st.CookiesAccepted != st.CookiesSent {
 		t.Fatalf("accepted %d; cookies sent %d accepted %d", accepted, st.CookiesSent, st.CookiesAccepted)
+	}
+}
+
+// Config.TCP reaches the stack's connections: settings given apply, zero
+// ones take the defaults, and two stacks may share one Config.
+func TestConfigTCPSettings(t *testing.T) {
+	n := newTestNet(t)
+	cfg := tcp.Config{RTOMin: 300 * time.Millisecond, ReceiveBufferMax: 16 << 10, NoWindowScale: true}
+	cfg.Defaults() // as a user may have: the stacks still get their own working space
+	a := New(Config{Clock: func() mono.Time { return n.now }, Rand: rand.NewPCG(1, 1), TCP: cfg})
+	b := New(Config{Clock: func() mono.Time { return n.now }, Rand: rand.NewPCG(2, 2)})
+	n.join(a, b, 1500)
+	client, server := n.tcpPair(a, b, 80)
+	ci, si := client.Info(), server.Info()
+	switch {
+	case ci.RTO != 300*time.Millisecond:
+		t.Errorf("client RTO %v, want its RTOMin 300ms", ci.RTO)
+	case si.RTO != 200*time.Millisecond:
+		t.Errorf("server RTO %v, want the default floor 200ms", si.RTO)
+	case si.SndWnd > 16<<10:
+		t.Errorf("server sees a window of %d from a client bounded at 16 KiB", si.SndWnd)
+	case ci.SndWnd != 65535:
+		t.Errorf("client sees a window of %d; without window scaling it is 65535", ci.SndWnd)
 	}
 }

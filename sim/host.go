@@ -31,7 +31,7 @@ func (w *World) AddHost(name string) (*Host, error) {
 	}
 	h := &Host{w: w, name: name, index: len(w.hosts)}
 	r := rand.NewPCG(w.seedFor("host", name), w.seedFor("host2", name))
-	h.stack = netstack.New(netstack.Config{Clock: w.Now, Rand: r})
+	h.stack = netstack.New(netstack.Config{Clock: w.Now, Rand: r, TCP: w.cfg.TCP})
 	w.hosts = append(w.hosts, h)
 	return h, nil
 }

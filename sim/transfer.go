@@ -9,6 +9,7 @@ import (
 
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/sim/impair"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 // TransferOptions is the scenario behind `tapstack sim`: two hosts on one
@@ -30,6 +31,9 @@ type TransferOptions struct {
 	Partitions []impair.Interval
 	Bytes      int64 // per connection
 	Conns      int
+	// CC names both hosts' congestion control (tcp.CongestionControlByName);
+	// empty means the TCP layer's default, NewReno.
+	CC string
 	// Transport carries the connections; nil means TCP.
 	Transport Transport
 	// UDP sends a UDP flow per connection instead (see RunTransfer), one
@@ -124,7 +128,11 @@ func RunTransfer(opts TransferOptions) (Result, error) {
 		return res, fmt.Errorf("sim: transfer: Conns %d and Bytes %d must be positive", opts.Conns, opts.Bytes)
 	}
 	cfg := opts.Impairments()
-	w := New(Config{Seed: opts.Seed})
+	cc, err := tcp.CongestionControlByName(opts.CC)
+	if err != nil {
+		return res, err
+	}
+	w := New(Config{Seed: opts.Seed, TCP: tcp.Config{NewCongestionControl: cc}})
 	defer w.Close()
 	client, server, err := transferHosts(w, cfg)
 	if err != nil {
@@ -391,6 +399,9 @@ func (r *Result) Command() string {
 	}
 	for _, iv := range o.Partitions {
 		fmt.Fprintf(&b, " --partition %v", FormatInterval(iv))
+	}
+	if o.CC != "" {
+		fmt.Fprintf(&b, " --cc %s", o.CC)
 	}
 	fmt.Fprintf(&b, " --bytes %d --conns %d", o.Bytes, o.Conns)
 	if o.UDP {

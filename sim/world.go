@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapstack/tapstack/mono"
 	"github.com/tapstack/tapstack/sim/impair"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 // DefaultEpoch is the wall-clock instant virtual time 0 stands for in
@@ -56,6 +57,8 @@ type Config struct {
 	// InfoSamples bounds the samples each TCPInfoSeries keeps (see
 	// World.SampleTCP); 0 means DefaultInfoSamples, and at least 4 are kept.
 	InfoSamples int
+	// TCP is the TCP settings of every host's stack (netstack.Config.TCP).
+	TCP tcp.Config
 }
 
 // World is one simulated network: hosts running the real netstack.Stack,

@@ -118,6 +118,14 @@ func (cfg *Config) Defaults() {
 	cfg.filled = true
 }
 
+// Clone returns a copy of cfg for another owner: the settings, without the
+// working space that Defaults gave cfg, which one event loop uses alone.
+func (cfg *Config) Clone() Config {
+	c := *cfg
+	c.scratch, c.filled = nil, false
+	return c
+}
+
 // Errors a connection reports. Those a Go user checks for wrap the errno
 // net reports for the same condition.
 var (

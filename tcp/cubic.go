@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/tapstack/tapstack/mono"
@@ -31,6 +32,18 @@ const (
 
 // NewCubic returns CUBIC for a connection sending mss-byte segments.
 func NewCubic(mss int) CongestionControl { return &Cubic{mss: mss} }
+
+// CongestionControlByName returns what Config.NewCongestionControl takes
+// for name: "reno" or "" NewReno, the default (nil), "cubic" NewCubic.
+func CongestionControlByName(name string) (func(mss int) CongestionControl, error) {
+	switch name {
+	case "", "reno":
+		return nil, nil
+	case "cubic":
+		return NewCubic, nil
+	}
+	return nil, fmt.Errorf("tcp: congestion control %q: want reno or cubic", name)
+}
 
 func (q *Cubic) Name() string { return "cubic" }
 

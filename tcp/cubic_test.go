@@ -52,3 +52,21 @@ func TestCubicCurve(t *testing.T) {
 		t.Fatalf("no convex growth past W_max: cwnd %d after 10 s", cwnd)
 	}
 }
+
+func TestCongestionControlByName(t *testing.T) {
+	for _, name := range []string{"", "reno"} {
+		if f, err := CongestionControlByName(name); f != nil || err != nil {
+			t.Errorf("%q: want NewReno (nil), got %v", name, err)
+		}
+	}
+	f, err := CongestionControlByName("cubic")
+	if err != nil || f == nil {
+		t.Fatalf("cubic: %v", err)
+	}
+	if _, ok := f(1460).(*Cubic); !ok {
+		t.Errorf("cubic made %T", f(1460))
+	}
+	if _, err := CongestionControlByName("vegas"); err == nil {
+		t.Error("an unknown name was taken")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tapstack/tapstack/sim/impair"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 var errHelp = errors.New("help requested")
@@ -51,6 +52,7 @@ type ifaceFlags struct {
 	backend string
 	pcap    string
 	offload bool
+	cc      string
 
 	loss, reorder, dup, corrupt impair.Prob
 	delay                       time.Duration
@@ -66,6 +68,7 @@ func (f *ifaceFlags) register(fs *flag.FlagSet, impairments bool) {
 	fs.StringVar(&f.backend, "backend", "tap", "tap (TAP device) or raw (AF_PACKET socket on an interface)")
 	fs.StringVar(&f.pcap, "pcap", "", "write every frame sent and received to this pcap file")
 	fs.BoolVar(&f.offload, "offload", false, "use virtio-net offloads: checksums and TSO done by the kernel, coalesced (GRO) frames received; not with impairments")
+	fs.StringVar(&f.cc, "cc", "", ccUsage)
 	if impairments {
 		fs.Var(&f.loss, "loss", "drop this share of frames in each direction, e.g. 1% or 0.01")
 		fs.Var(&f.reorder, "reorder", "hold back this share of frames so later ones overtake them")
@@ -82,6 +85,18 @@ type ifaceConfig struct {
 	prefix netip.Prefix
 	gwAddr netip.Addr
 	hw     net.HardwareAddr
+	tcp    tcp.Config
+}
+
+const ccUsage = "congestion control of TCP connections: reno (NewReno, the default) or cubic"
+
+// parseCC reads --cc.
+func parseCC(name string) (func(mss int) tcp.CongestionControl, error) {
+	cc, err := tcp.CongestionControlByName(name)
+	if err != nil {
+		return nil, usagef("--cc: %v", err)
+	}
+	return cc, nil
 }
 
 func (f *ifaceFlags) check() (ifaceConfig, error) {
@@ -97,6 +112,9 @@ func (f *ifaceFlags) check() (ifaceConfig, error) {
 		return c, usagef("--addr %q is not an IPv4 address with a prefix length, e.g. 10.0.0.2/24", f.addr)
 	}
 	c.prefix = p
+	if c.tcp.NewCongestionControl, err = parseCC(f.cc); err != nil {
+		return c, err
+	}
 	if f.gw != "" {
 		g, err := netip.ParseAddr(f.gw)
 		if err != nil || !g.Is4() {

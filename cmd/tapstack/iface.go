@@ -76,7 +76,7 @@ func openIface(c ifaceConfig) (_ *iface, err error) {
 		dev = p
 	}
 	ifc.counters = device.NewCounters(dev)
-	ifc.stack = netstack.New(netstack.Config{})
+	ifc.stack = netstack.New(netstack.Config{TCP: c.tcp})
 	ifc.nic, err = ifc.stack.AttachDevice(ifc.counters, netstack.NICConfig{
 		Name: c.dev, MTU: c.mtu, Addrs: []netip.Prefix{c.prefix}})
 	if err != nil {

@@ -844,13 +844,13 @@ func TestInteropTAP(t *testing.T) {
 
 	// The capture check runs on a stack of its own, with a little of every
 	// kind of traffic: capturing the bulk checks would slow them and leave
-	// gigabytes for tshark.
+	// gigabytes for tshark. This stack runs CUBIC (--cc).
 	t.Run("capture", func(t *testing.T) {
 		pcap := filepath.Join(t.TempDir(), "interop.pcap")
 		capRoot := t.TempDir()
 		sum, parts := writeRandomFile(t, filepath.Join(capRoot, "f"), 4<<20, 5, byteRange{1000, 200000})
 		cup := startUp(t, ns, "--dev", "tsiotap0", "--addr", stack+"/24",
-			"--serve", "echo=7,discard=9,chargen=19,http=80", "--http-root", capRoot, "--pcap", pcap)
+			"--serve", "echo=7,discard=9,chargen=19,http=80", "--http-root", capRoot, "--pcap", pcap, "--cc", "cubic")
 		kernelPing(t, ns, cup, "-c", "3", "-i", "0.2", "-W", "2", stack)
 		kernelPing(t, ns, cup, "-c", "3", "-i", "0.2", "-W", "2", "-s", "4000", stack)
 		if res := k.run(t, time.Minute, "udpecho", stack, "7", "100"); res.OK != 100 {

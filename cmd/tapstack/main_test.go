@@ -36,6 +36,7 @@ func TestUsageErrorsAreOneLineWithStatus2(t *testing.T) {
 		{[]string{"up", "--dev", "tap0", "--addr", "10.0.0.2/24", "--serve", "echo"}, "NAME=PORT"},
 		{[]string{"up", "--dev", "tap0", "--addr", "10.0.0.2/24", "--serve", "gopher=70"}, "unknown service"},
 		{[]string{"up", "--bogus"}, "flag provided but not defined"},
+		{[]string{"up", "--dev", "tap0", "--addr", "10.0.0.2/24", "--cc", "vegas"}, `congestion control "vegas"`},
 		{[]string{"ping", "--dev", "tap0", "--addr", "10.0.0.2/24"}, "needs one HOST"},
 		{[]string{"get", "--dev", "tap0", "--addr", "10.0.0.2/24", "-o", "x"}, "needs one URL"},
 		{[]string{"get", "https://10.0.0.1/", "-o", "x", "--dev", "tap0", "--addr", "10.0.0.2/24"}, "not an http:// URL"},

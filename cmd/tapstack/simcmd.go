@@ -13,7 +13,7 @@ import (
 	"github.com/tapstack/tapstack/sim/impair"
 )
 
-const simUsage = "usage: tapstack sim [--seed N] [--loss P] [--reorder P] [--dup P] [--corrupt P] [--delay DUR] [--bytes N] [--conns N] [--pcap FILE] [--plot FILE.svg]\n" +
+const simUsage = "usage: tapstack sim [--seed N] [--loss P] [--reorder P] [--dup P] [--corrupt P] [--delay DUR] [--cc reno|cubic] [--bytes N] [--conns N] [--pcap FILE] [--plot FILE.svg]\n" +
 	"                    [--burst P,R] [--jitter DUR] [--rate BITS] [--queue BYTES] [--partition START+DUR]... [--udp [--interval DUR]] [--limit DUR]"
 
 // cmdSim runs a transfer between two stacks on the simulated wire. It needs
@@ -80,6 +80,7 @@ func parseSimArgs(args []string, stderr io.Writer) (sim.TransferOptions, simFile
 		return err
 	})
 	fs.Uint64Var(&o.Seed, "seed", 1, "master seed: the same seed replays the run byte for byte")
+	fs.StringVar(&o.CC, "cc", "", ccUsage)
 	fs.Int64Var(&o.Bytes, "bytes", 1<<20, "bytes to transfer on each connection")
 	fs.IntVar(&o.Conns, "conns", 1, "connections")
 	fs.BoolVar(&o.UDP, "udp", false, "send sequenced UDP flows instead of TCP connections")
@@ -97,6 +98,9 @@ func parseSimArgs(args []string, stderr io.Writer) (sim.TransferOptions, simFile
 	}
 	if len(pos) > 0 {
 		return o, files, usagef("sim takes no arguments, only flags (got %q)", pos[0])
+	}
+	if _, err := parseCC(o.CC); err != nil {
+		return o, files, err
 	}
 	if o.Bytes <= 0 || o.Conns <= 0 || o.Conns > 1000 {
 		return o, files, usagef("sim: --bytes must be > 0 and --conns within 1..1000")

@@ -63,6 +63,18 @@ func TestSimReplaysAndVerifies(t *testing.T) {
 	}
 }
 
+// --cc reaches both stacks: under loss CUBIC's window differs from
+// NewReno's, and so does the run, byte for byte.
+func TestSimCongestionControl(t *testing.T) {
+	args := []string{"--seed", "3", "--loss", "1%", "--delay", "5ms", "--bytes", "2000000"}
+	reno, _ := simTrace(t, args...)
+	named, _ := simTrace(t, append([]string{"--cc", "reno"}, args...)...)
+	cubic, _ := simTrace(t, append([]string{"--cc", "cubic"}, args...)...)
+	if reno != named || reno == cubic {
+		t.Fatalf("traces: default %s, --cc reno %s, --cc cubic %s", reno, named, cubic)
+	}
+}
+
 // Every option Result.Command writes, sim's flags read back.
 func TestSimCommandRoundTrip(t *testing.T) {
 	for _, o := range []sim.TransferOptions{
@@ -71,7 +83,7 @@ func TestSimCommandRoundTrip(t *testing.T) {
 			Burst: impair.GilbertElliott{P: impair.Percent, R: 30 * impair.Percent, LossBad: impair.Always},
 			Delay: 20 * time.Millisecond, Jitter: 1500 * time.Microsecond, Rate: 12_345_678, Queue: 100_000,
 			Partitions: []impair.Interval{{Start: mono.Time(2 * time.Second), End: mono.Time(5 * time.Second)}, {Start: mono.Time(time.Minute), End: mono.Never}},
-			Bytes:      4 << 20, Conns: 4, Limit: 10 * time.Minute},
+			CC:         "cubic", Bytes: 4 << 20, Conns: 4, Limit: 10 * time.Minute},
 		{Seed: 3, Burst: impair.GilbertElliott{P: 1, R: 2, LossBad: 3, LossGood: 4}, UDP: true, UDPInterval: 250 * time.Microsecond, Bytes: 1000, Conns: 2},
 	} {
 		r := sim.Result{Options: o}
@@ -120,6 +132,7 @@ func TestSimFlagErrors(t *testing.T) {
 		{"--queue", "1000"},
 		{"--burst", "1%"},
 		{"--interval", "1ms"},
+		{"--cc", "vegas"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"sim"}, args...), &out, &errb); code != 2 || strings.Count(errb.String(), "\n") != 1 {
