@@ -240,6 +240,24 @@ func (e *PipeEnd) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (
 	return e.write(bufs, meta, nil, offset)
 }
 
+// WriteBatchGatherOffload implements OffloadGatherWriter: each frame is
+// copied from its parts and passed on with its metadata.
+func (e *PipeEnd) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (int, error) {
+	if len(tails) != len(heads) {
+		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	if err := checkBatch(heads, offset, false); err != nil {
+		return 0, err
+	}
+	if err := checkMeta(heads, meta, offset, e.offloads); err != nil {
+		return 0, err
+	}
+	if e.vnet != 0 {
+		encodeVnet(heads, meta, offset)
+	}
+	return e.write(heads, meta, tails, offset)
+}
+
 // write queues the frames bufs[i][offset:], each followed by tails[i] when
 // tails is not nil, for the peer.
 func (e *PipeEnd) write(bufs [][]byte, meta []VnetHdr, tails [][2][]byte, offset int) (int, error) {

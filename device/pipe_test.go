@@ -10,8 +10,9 @@ import (
 )
 
 var (
-	_ Device       = (*PipeEnd)(nil)
-	_ GatherWriter = (*PipeEnd)(nil)
+	_ Device              = (*PipeEnd)(nil)
+	_ GatherWriter        = (*PipeEnd)(nil)
+	_ OffloadGatherWriter = (*PipeEnd)(nil)
 )
 
 func TestPipeRoundTrip(t *testing.T) {

@@ -171,6 +171,18 @@ func (d *Tun) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (i
 	return n, err
 }
 
+// WriteBatchGatherOffload implements OffloadGatherWriter: each frame is one
+// writev(2) of its virtio-net header and head, then its tail.
+func (d *Tun) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (int, error) {
+	if len(tails) != len(heads) {
+		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	d.wtails = tails
+	n, err := d.WriteBatchOffload(heads, meta, offset)
+	d.wtails = nil
+	return n, err
+}
+
 // recv reads one frame.
 func (d *Tun) recv(fd uintptr) (bool, unix.Errno) {
 	b := d.rbufs[d.rn][d.roff-d.vnet:]

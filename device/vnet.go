@@ -305,6 +305,17 @@ type Offloader interface {
 	WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (n int, err error)
 }
 
+// OffloadGatherWriter is an Offloader that writes frames in parts, as a
+// GatherWriter does: a stack sends a TSO super-segment's payload from its
+// socket buffer, uncopied, behind the headers and meta[i].
+type OffloadGatherWriter interface {
+	Offloader
+	// WriteBatchGatherOffload is WriteBatchOffload for frames in parts:
+	// frame i is heads[i][offset:] followed by tails[i][0] and tails[i][1],
+	// and its headers (what meta[i] describes) lie in heads[i].
+	WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (n int, err error)
+}
+
 // OffloadsOf returns d's offloads: zero unless d is an Offloader with
 // offloads on.
 func OffloadsOf(d Device) Offloads {

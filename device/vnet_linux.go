@@ -108,6 +108,7 @@ func (d *fdDevice) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) 
 }
 
 var (
-	_ Offloader = (*Tun)(nil)
-	_ Offloader = (*RawSocket)(nil)
+	_ Offloader           = (*Tun)(nil)
+	_ Offloader           = (*RawSocket)(nil)
+	_ OffloadGatherWriter = (*Tun)(nil)
 )

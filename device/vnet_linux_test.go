@@ -58,7 +58,8 @@ type tcpPeer struct {
 	ip        netip.Addr
 	port      uint16
 
-	wmu sync.Mutex // one writer at a time, as the device wants
+	wmu    sync.Mutex // one writer at a time, as the device wants
+	gather bool       // write frames with offloads as headers plus a payload in two parts
 
 	mu       sync.Mutex
 	remote   netip.AddrPort // the kernel's end, once known
@@ -269,7 +270,12 @@ func (p *tcpPeer) send(meta VnetHdr, frame []byte) {
 	bufs := [][]byte{frameBuf(frame)}
 	var n int
 	var err error
-	if o, ok := p.dev.(Offloader); ok {
+	if g, ok := p.dev.(OffloadGatherWriter); ok && p.gather && meta.HdrLen > 0 && int(meta.HdrLen) < len(frame) {
+		head, payload := frame[:meta.HdrLen], frame[meta.HdrLen:]
+		half := len(payload) / 2
+		n, err = g.WriteBatchGatherOffload([][]byte{frameBuf(head)}, [][2][]byte{{payload[:half], payload[half:]}},
+			[]VnetHdr{meta}, Headroom)
+	} else if o, ok := p.dev.(Offloader); ok {
 		n, err = o.WriteBatchOffload(bufs, []VnetHdr{meta}, Headroom)
 	} else {
 		n, err = p.dev.WriteBatch(bufs, Headroom)
@@ -536,8 +542,9 @@ func TestTAPPlainAfterOffload(t *testing.T) {
 // Super-segments written to a TAP with GSO metadata reach a kernel socket
 // whole and in order. The socket is one hop away behind a veth without TSO,
 // so the kernel must cut them into MSS-sized segments to forward them (the
-// veth's packet count shows it did); a segment with only a partial checksum
-// and one with a complete checksum and no metadata follow.
+// veth's packet count shows it did); half of them are written in parts
+// (WriteBatchGatherOffload); a segment with only a partial checksum and one
+// with a complete checksum and no metadata follow.
 func TestTAPOffloadSendsGSO(t *testing.T) {
 	testnet.RequireRoot(t)
 	testnet.RequireTool(t, "ethtool")
@@ -557,7 +564,9 @@ func TestTAPOffloadSendsGSO(t *testing.T) {
 
 	const mss, chunk, n = 1400, 20 * 1400, 10*20*1400 + 1000 + 700
 	tx0 := ifTxPackets(t, nsA, "tsoff3a")
-	p.sendData(testPattern[:n-1700], chunk, mss)
+	p.sendData(testPattern[:5*chunk], chunk, mss)
+	p.gather = true // from here in parts: headers, then the payload from two buffers
+	p.sendData(testPattern[5*chunk:n-1700], chunk, mss)
 	if sent := ifTxPackets(t, nsA, "tsoff3a") - tx0; sent < 200 {
 		t.Errorf("the veth sent %d packets for 10 super-segments of 20 segments each", sent)
 	}

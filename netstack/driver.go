@@ -161,10 +161,11 @@ func (s *Stack) AttachDevice(dev device.Device, cfg NICConfig) (*NIC, error) {
 	}
 	nic.tx = newTxQueue(dev)
 	nic.offloads = device.OffloadsOf(dev)
-	if gw, ok := dev.(device.GatherWriter); ok && !nic.l2 && nic.offloads == 0 {
-		// TCP payload goes from send buffers to the device uncopied. (An
-		// Ethernet NIC would have to carry the parts through address
-		// resolution, and one with offloads through the offload writes.)
+	// TCP payload goes from send buffers to the device uncopied when the
+	// device writes frames in parts.
+	if gw, ok := dev.(device.OffloadGatherWriter); ok && nic.offloads != 0 {
+		nic.tx.gatherOffload, nic.gather = gw, true
+	} else if gw, ok := dev.(device.GatherWriter); ok && nic.offloads == 0 {
 		nic.tx.gather, nic.gather = gw, true
 	}
 	s.mu.addQueue(nic.tx)
@@ -289,10 +290,11 @@ type txQueue struct {
 	closed  bool        // the writer goroutine has returned: frames are dropped
 	over    atomic.Bool // bytes >= txQueueMax; read without mu by Lock
 
-	// gather is the device as a GatherWriter when the NIC sends TCP
-	// payload from send buffers (NIC.gather); its frames are all written
-	// with WriteBatchGather.
-	gather device.GatherWriter
+	// gather (gatherOffload with offloads) is the device when the NIC
+	// sends TCP payload from send buffers (NIC.gather); its frames are all
+	// written in parts.
+	gather        device.GatherWriter
+	gatherOffload device.OffloadGatherWriter
 
 	// The current writer's.
 	batch  []txFrame
@@ -506,7 +508,7 @@ func (q *txQueue) take() bool {
 
 // write writes the batch and returns its buffers to the pool.
 func (q *txQueue) write() {
-	if q.gather != nil {
+	if q.gather != nil || q.gatherOffload != nil {
 		q.failed += q.writeGather()
 		q.batch = q.batch[:0]
 		return
@@ -525,19 +527,32 @@ func (q *txQueue) write() {
 // writeGather writes the batch with WriteBatchGather, releases its frames
 // and returns how many the device failed to take.
 func (q *txQueue) writeGather() (failed uint64) {
-	views, tails := q.views[:0], q.tails[:0]
+	views, tails, meta := q.views[:0], q.tails[:0], q.meta[:0]
 	for i := range q.batch {
-		views = append(views, *q.batch[i].b)
+		b := *q.batch[i].b
+		views = append(views, b)
 		tails = append(tails, q.batch[i].tail)
+		if q.gatherOffload != nil {
+			h, _ := device.DecodeVnetHdr(b[frameOffset-device.VnetHdrLen : frameOffset])
+			meta = append(meta, h)
+		}
 	}
-	for h, t := views, tails; len(h) > 0; {
-		n, err := q.gather.WriteBatchGather(h, t, frameOffset)
+	for h, t, m := views, tails, meta; len(h) > 0; {
+		var n int
+		var err error
+		if q.gatherOffload != nil {
+			n, err = q.gatherOffload.WriteBatchGatherOffload(h, t, m, frameOffset)
+			m = m[min(n, len(m)):]
+		} else {
+			n, err = q.gather.WriteBatchGather(h, t, frameOffset)
+		}
 		if err != nil {
 			failed = uint64(len(h) - n)
 			break
 		}
 		h, t = h[n:], t[n:]
 	}
+	q.meta = meta[:0]
 	releaseFrames(q.batch, views)
 	clear(tails)
 	q.views, q.tails = views[:0], tails[:0]

@@ -134,8 +134,7 @@ func (s *Stack) sendIPv4Locked(now mono.Time, r Route, nh netip.Addr, o ipv4Out,
 	}
 	s.stats.IPv4.Sent++
 	if o.tail[0] != nil && (total <= nic.mtu || o.gso) {
-		nic.queueFrameLocked(txFrame{b: b, tail: o.tail, refs: o.refs})
-		s.stats.Link.FramesGathered++
+		nic.outputFrameLocked(now, nh, txFrame{b: b, tail: o.tail, refs: o.refs})
 		return nil
 	}
 	if total <= nic.mtu || o.gso {

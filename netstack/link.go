@@ -69,6 +69,42 @@ func (n *NIC) outputLocked(now mono.Time, nh netip.Addr, b *[]byte) {
 	}
 }
 
+// outputFrameLocked is outputLocked for a frame whose payload may lie
+// outside its buffer (a gather write). An Ethernet NIC writes the header
+// when the next hop is known; a frame that must wait for ARP is first made
+// whole, so that it holds no send buffer while it waits.
+func (n *NIC) outputFrameLocked(now mono.Time, nh netip.Addr, f txFrame) {
+	if f.tail[0] == nil && f.tail[1] == nil {
+		n.outputLocked(now, nh, f.b)
+		return
+	}
+	if !n.l2 {
+		n.s.stats.Link.FramesGathered++
+		n.queueFrameLocked(f)
+		return
+	}
+	dst := ip.BroadcastMAC
+	if nh != netip.IPv4Unspecified() && !n.isBroadcast(nh) {
+		if n.neigh == nil {
+			n.neigh = newNeighborCache(n)
+		}
+		_, mac, ok := n.neigh.lookupLocked(now, nh)
+		if !ok {
+			n.outputLocked(now, nh, f.whole())
+			return
+		}
+		dst = mac
+	}
+	e := ip.EthernetFields{Dst: dst, Src: n.mac, EtherType: ip.EtherTypeIPv4}
+	if err := e.Encode((*f.b)[frameOffset:]); err != nil {
+		n.s.stats.Link.EncodeErrors++
+		f.release()
+		return
+	}
+	n.s.stats.Link.FramesGathered++
+	n.queueFrameLocked(f)
+}
+
 // isBroadcast reports whether a is the limited broadcast address or the
 // directed broadcast address of one of n's networks.
 func (n *NIC) isBroadcast(a netip.Addr) bool {

@@ -98,24 +98,13 @@ func (c *neighborCache) reachableFor() time.Duration {
 // (a pooled buffer) is parked until resolution ends and ok is false; the
 // cache owns pkt from then on. A stale entry is used at once and refreshed.
 func (c *neighborCache) resolveLocked(now mono.Time, a netip.Addr, pkt *[]byte) (mac ip.MAC, ok bool) {
-	e := c.index[a]
-	if e == nil {
-		e = c.insert(a)
-		if e == nil {
-			putBuf(pkt)
-			return mac, false
-		}
-		e.state = neighIncomplete
-		c.sendRequestLocked(now, e, false)
+	e, mac, ok := c.lookupLocked(now, a)
+	if ok {
+		return mac, true
 	}
-	switch e.state {
-	case neighReachable, neighProbe:
-		return e.mac, true
-	case neighStale:
-		e.state = neighProbe
-		e.sent = 0
-		c.sendRequestLocked(now, e, true)
-		return e.mac, true
+	if e == nil {
+		putBuf(pkt)
+		return mac, false
 	}
 	if len(e.pending) >= neighPendingMax {
 		c.nic.s.stats.ARP.PendingDropped++
@@ -124,6 +113,31 @@ func (c *neighborCache) resolveLocked(now mono.Time, a netip.Addr, pkt *[]byte) 
 	}
 	e.pending = append(e.pending, pkt)
 	return mac, false
+}
+
+// lookupLocked returns the MAC for next hop a when it is known (a stale
+// entry is used and refreshed), else the entry resolving it, nil when the
+// cache has no room; resolution starts with the first lookup.
+func (c *neighborCache) lookupLocked(now mono.Time, a netip.Addr) (e *neighbor, mac ip.MAC, ok bool) {
+	e = c.index[a]
+	if e == nil {
+		e = c.insert(a)
+		if e == nil {
+			return nil, mac, false
+		}
+		e.state = neighIncomplete
+		c.sendRequestLocked(now, e, false)
+	}
+	switch e.state {
+	case neighReachable, neighProbe:
+		return e, e.mac, true
+	case neighStale:
+		e.state = neighProbe
+		e.sent = 0
+		c.sendRequestLocked(now, e, true)
+		return e, e.mac, true
+	}
+	return e, mac, false
 }
 
 // sendRequestLocked sends a request for e (unicast to its known MAC when

@@ -16,9 +16,11 @@ import (
 
 // Over a device with TSO and checksum offload (a Pipe that passes virtio-net
 // headers on, as a veth between two kernels), TCP sends super-segments with
-// partial checksums and no software checksum; the receiving stack, reading
-// with plain ReadBatch, gets them completed and whole, and the stream
-// arrives intact in a few dozen frames per MiB instead of ~720.
+// partial checksums and no software checksum, their payload written from
+// the send buffer (device.OffloadGatherWriter) behind an Ethernet header;
+// the receiving stack, reading with plain ReadBatch, gets them completed
+// and whole, and the stream arrives intact in a few dozen frames per MiB
+// instead of ~720.
 func TestTCPOverOffloadDevice(t *testing.T) {
 	const size = 8 << 20
 	a, b := streamOver(t, device.PipeConfig{Offloads: device.OffloadAll}, size)
@@ -32,6 +34,9 @@ func TestTCPOverOffloadDevice(t *testing.T) {
 	}
 	if kept := b.Stats().TCP.SegmentsAdopted; kept == 0 {
 		t.Error("the receiver copied every super-segment")
+	}
+	if min := uint64(size / 65536 / 2); st.Link.FramesGathered < min {
+		t.Errorf("%d super-segments gathered, want at least %d", st.Link.FramesGathered, min)
 	}
 }
 
@@ -48,18 +53,51 @@ func TestTCPKeepsReadersBuffers(t *testing.T) {
 	}
 }
 
-// On an L3 device that writes frames from parts (device.GatherWriter) a
-// large segment's payload goes to the device from the send buffer: the
-// frames hold the send buffer's chunks until written, and the stream
-// arrives intact although the chunks go back to the pool as data is
-// acknowledged.
+// On a device that writes frames from parts (device.GatherWriter) a large
+// segment's payload goes to the device from the send buffer, behind the IP
+// header or an Ethernet one: the frames hold the send buffer's chunks until
+// written, and the stream arrives intact although the chunks go back to the
+// pool as data is acknowledged.
 func TestTCPGatherWrite(t *testing.T) {
-	const size = 8 << 20
-	a, _ := streamOver(t, device.PipeConfig{MTU: 65535, L3: true}, size)
-	st := a.Stats().Link
-	t.Logf("%d of %d frames gathered", st.FramesGathered, st.FramesSent)
-	if min := uint64(size / 65536 / 2); st.FramesGathered < min {
-		t.Errorf("%d frames gathered, want at least %d", st.FramesGathered, min)
+	for _, l3 := range []bool{true, false} {
+		const size = 8 << 20
+		a, _ := streamOver(t, device.PipeConfig{MTU: 65535, L3: l3}, size)
+		st := a.Stats().Link
+		t.Logf("L3 %v: %d of %d frames gathered", l3, st.FramesGathered, st.FramesSent)
+		if min := uint64(size / 65536 / 2); st.FramesGathered < min {
+			t.Errorf("L3 %v: %d frames gathered, want at least %d", l3, st.FramesGathered, min)
+		}
+	}
+}
+
+// A gathered frame whose next hop is not resolved yet waits for ARP made
+// whole, holding no send buffer meanwhile, and leaves whole once the
+// neighbour answers.
+func TestGatheredFrameWaitsForARPWhole(t *testing.T) {
+	n := newTestNet(t)
+	a, b, na, nb := n.pair(1500)
+	head := []byte("headers|")
+	tail := [2][]byte{[]byte("payload part one|"), []byte("part two")}
+	a.mu.Lock()
+	buf := getBuf(na.ipOffset() + len(head))
+	*buf = (*buf)[:na.ipOffset()+len(head)]
+	copy((*buf)[na.ipOffset():], head)
+	na.outputFrameLocked(n.now, addrB, txFrame{b: buf, tail: tail})
+	a.endStepLocked()
+	a.mu.Unlock()
+	n.runUntil(n.now.Add(time.Second), a, b)
+	want := string(head) + string(tail[0]) + string(tail[1])
+	var got []string
+	for _, f := range n.sent {
+		if eth, err := ip.ParseEthernet(f.data); err == nil && f.from() == na && eth.EtherType() == ip.EtherTypeIPv4 {
+			if eth.Dst() != ip.MAC(nb.mac) {
+				t.Errorf("sent to %v, not B's %v", eth.Dst(), nb.mac)
+			}
+			got = append(got, string(eth.Payload()))
+		}
+	}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("A sent %q, want the one frame %q", got, want)
 	}
 }
 

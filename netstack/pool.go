@@ -53,6 +53,19 @@ func (f *txFrame) release() {
 	*f = txFrame{}
 }
 
+// whole returns the frame in one pooled buffer, its tail copied behind
+// the head, and lets go of the tail.
+func (f *txFrame) whole() *[]byte {
+	n := len(*f.b)
+	b := getBuf(n + len(f.tail[0]) + len(f.tail[1]))
+	*b = (*b)[:n+len(f.tail[0])+len(f.tail[1])]
+	k := copy(*b, *f.b)
+	k += copy((*b)[k:], f.tail[0])
+	copy((*b)[k:], f.tail[1])
+	f.release()
+	return b
+}
+
 func releaseRefs(refs [2]*bufpool.Ref) {
 	for _, r := range refs {
 		if r != nil {

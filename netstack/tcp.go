@@ -257,8 +257,9 @@ const gatherMin = 16 << 10
 // tcpSendLocked builds a segment in place: the payload copied once to its
 // final offset in a pooled buffer, or, on a NIC that gathers, left in c's
 // send buffer for the device to write from; the TCP header encoded in
-// front of it with the checksum, then IPv4 (DF set, as Linux does for
-// TCP). segSize is not 0 for a TSO super-segment, which the device cuts at
+// front of it with the checksum (a partial one, and the virtio-net header
+// in the headroom, on a NIC with checksum offload), then IPv4 (DF set, as
+// Linux does for TCP). segSize is not 0 for a TSO super-segment, which the device cuts at
 // that size. c is nil for a segment without a connection (a RST).
 func (s *Stack) tcpSendLocked(now mono.Time, c *tcp.Conn, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte, segSize int) {
 	r, nh, src, err := s.routeFromLocked(local.Addr(), remote.Addr())
@@ -272,25 +273,20 @@ func (s *Stack) tcpSendLocked(now mono.Time, c *tcp.Conn, local, remote netip.Ad
 	plen := len(payload[0]) + len(payload[1])
 	o := ipv4Out{proto: ip.ProtocolTCP, src: src, dst: remote.Addr(), df: true}
 	pseudo := checksum.PseudoHeaderV4(src.As4(), remote.Addr().As4(), uint8(ip.ProtocolTCP), uint16(hl+plen))
-	if nic.gather && c != nil && plen >= gatherMin && off+hl+plen-nic.ipOffset() <= nic.mtu {
-		b := getBuf(off + hl)
-		*b = (*b)[:off+hl]
-		o.tail, o.refs = payload, c.HoldPayload(f, plen)
-		if _, err = f.Encode((*b)[off:], pseudo, checksum.SumVec(payload[:], 0)); err != nil {
-			putBuf(b)
-			releaseRefs(o.refs)
-			s.stats.Link.EncodeErrors++
-			return
-		}
-		_ = s.sendIPv4Locked(now, r, nh, o, b)
-		return
+	gather := nic.gather && c != nil && plen >= gatherMin && (segSize > 0 || off+hl+plen-nic.ipOffset() <= nic.mtu)
+	n := off + hl
+	if !gather {
+		n += plen
 	}
-	n := off + hl + plen
 	b := getBuf(n)
 	*b = (*b)[:n]
-	p := (*b)[off+hl:]
-	k := copy(p, payload[0])
-	copy(p[k:], payload[1])
+	if gather {
+		o.tail, o.refs = payload, c.HoldPayload(f, plen)
+	} else {
+		p := (*b)[off+hl:]
+		k := copy(p, payload[0])
+		copy(p[k:], payload[1])
+	}
 	if nic.offloads&device.OffloadChecksum != 0 {
 		// The device finishes the checksum (and with TSO cuts a
 		// super-segment at the segment size): no pass over the payload.
@@ -300,10 +296,11 @@ func (s *Stack) tcpSendLocked(now mono.Time, c *tcp.Conn, local, remote netip.Ad
 		meta := device.TCPOffload(l3, ip.IPv4MinHeaderLen, hl, plen, segSize, false)
 		meta.Encode((*b)[frameOffset-device.VnetHdrLen : frameOffset])
 	} else {
-		_, err = f.Encode((*b)[off:], pseudo, checksum.Sum(p, 0))
+		_, err = f.Encode((*b)[off:], pseudo, checksum.SumVec(payload[:], 0))
 	}
 	if err != nil {
 		putBuf(b)
+		releaseRefs(o.refs)
 		s.stats.Link.EncodeErrors++
 		return
 	}
