@@ -177,6 +177,30 @@ func (d *fdDevice) writeBatch(bufs [][]byte, offset int) (int, error) {
 	return d.write(bufs, offset)
 }
 
+// WriteBatchGather implements GatherWriter: each frame is one writev(2)
+// (a TUN or TAP) or one message of sendmmsg(2) (a raw socket) of its
+// parts, otherwise as WriteBatch.
+func (d *fdDevice) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
+	return d.gather(heads, tails, func() (int, error) { return d.writeBatch(heads, offset) })
+}
+
+// WriteBatchGatherOffload implements OffloadGatherWriter: as
+// WriteBatchGather, the virtio-net header in front of each head.
+func (d *fdDevice) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (int, error) {
+	return d.gather(heads, tails, func() (int, error) { return d.WriteBatchOffload(heads, meta, offset) })
+}
+
+// gather runs write with the tails for the device's send to take.
+func (d *fdDevice) gather(heads [][]byte, tails [][2][]byte, write func() (int, error)) (int, error) {
+	if len(tails) != len(heads) {
+		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	d.wtails = tails
+	n, err := write()
+	d.wtails = nil
+	return n, err
+}
+
 // write writes frames whose virtio-net headers, if any, are in place.
 func (d *fdDevice) write(bufs [][]byte, offset int) (int, error) {
 	if len(bufs) == 0 {

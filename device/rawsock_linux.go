@@ -41,7 +41,8 @@ type RawSocket struct {
 	stats       unix.TpacketStats
 	kernelDrops uint64
 
-	// recvmmsg's and sendmmsg's, BatchSize each.
+	// recvmmsg's and sendmmsg's, BatchSize each; sendmmsg's frame k has
+	// the vectors wiovs[3k:3k+3], its head and its tail's two parts.
 	rmsgs  []unix.Mmsghdr
 	riovs  []unix.Iovec
 	rnames []unix.RawSockaddrLinklayer
@@ -123,14 +124,14 @@ func OpenRaw(name string, cfg Config) (*RawSocket, error) {
 	d.riovs = make([]unix.Iovec, d.batch)
 	d.rnames = make([]unix.RawSockaddrLinklayer, d.batch)
 	d.wmsgs = make([]unix.Mmsghdr, d.batch)
-	d.wiovs = make([]unix.Iovec, d.batch)
+	d.wiovs = make([]unix.Iovec, 3*d.batch)
 	for j := range d.batch {
 		h := &d.rmsgs[j].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&d.rnames[j]))
 		h.Iov = &d.riovs[j]
 		h.SetIovlen(1)
 		w := &d.wmsgs[j].Hdr
-		w.Iov = &d.wiovs[j]
+		w.Iov = &d.wiovs[3*j]
 		w.SetIovlen(1)
 	}
 	d.statsFn = d.readStats
@@ -226,11 +227,26 @@ func (d *RawSocket) send(fd uintptr) (int, unix.Errno) {
 		if len(b) == d.vnet {
 			break // for writeFrames to drop
 		}
-		d.wiovs[k].Base = &b[0]
-		d.wiovs[k].SetLen(len(b))
+		iov := d.wiovs[3*k : 3*k+3]
+		iov[0].Base = &b[0]
+		iov[0].SetLen(len(b))
+		n := 1
+		if d.wtails != nil {
+			for _, p := range d.wtails[d.wn+k] {
+				if len(p) > 0 {
+					iov[n].Base = &p[0]
+					iov[n].SetLen(len(p))
+					n++
+				}
+			}
+		}
+		d.wmsgs[k].Hdr.SetIovlen(n)
 		k++
 	}
 	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&d.wmsgs[0])), uintptr(k), 0, 0, 0)
+	if d.wtails != nil {
+		clear(d.wiovs[:3*k]) // the parts go back to their owners
+	}
 	return int(r), errno
 }
 

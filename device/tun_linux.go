@@ -159,30 +159,6 @@ func (d *Tun) WriteBatch(bufs [][]byte, offset int) (int, error) {
 	return d.writeBatch(bufs, offset)
 }
 
-// WriteBatchGather implements GatherWriter: each frame is one writev(2) of
-// its parts, otherwise as WriteBatch.
-func (d *Tun) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
-	if len(tails) != len(heads) {
-		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
-	}
-	d.wtails = tails
-	n, err := d.writeBatch(heads, offset)
-	d.wtails = nil
-	return n, err
-}
-
-// WriteBatchGatherOffload implements OffloadGatherWriter: each frame is one
-// writev(2) of its virtio-net header and head, then its tail.
-func (d *Tun) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (int, error) {
-	if len(tails) != len(heads) {
-		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
-	}
-	d.wtails = tails
-	n, err := d.WriteBatchOffload(heads, meta, offset)
-	d.wtails = nil
-	return n, err
-}
-
 // recv reads one frame.
 func (d *Tun) recv(fd uintptr) (bool, unix.Errno) {
 	b := d.rbufs[d.rn][d.roff-d.vnet:]

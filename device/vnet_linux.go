@@ -111,4 +111,6 @@ var (
 	_ Offloader           = (*Tun)(nil)
 	_ Offloader           = (*RawSocket)(nil)
 	_ OffloadGatherWriter = (*Tun)(nil)
+	_ OffloadGatherWriter = (*RawSocket)(nil)
+	_ GatherWriter        = (*RawSocket)(nil)
 )
