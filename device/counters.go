@@ -40,6 +40,10 @@ type Stats struct {
 // goroutine at any time.
 type Counters struct {
 	dev Device
+	// A frame made whole for a device that does not gather: the one
+	// writer's scratch.
+	whole []byte
+	one   [1][]byte
 
 	rxFrames, rxBytes, txFrames, txBytes atomic.Uint64
 	rxBatches, txBatches                 atomic.Uint64

@@ -42,10 +42,62 @@ func (p *Pcap) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int
 	return n, err
 }
 
+// WriteBatchGather writes frames in parts through the wrapped device, or,
+// when it does not take parts, one at a time made whole; it counts them.
+func (c *Counters) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
+	return c.writeGather(heads, tails, nil, offset)
+}
+
+// WriteBatchGatherOffload is WriteBatchGather with metadata.
+func (c *Counters) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (int, error) {
+	return c.writeGather(heads, tails, meta, offset)
+}
+
+// writeGather is both; meta is nil for frames without metadata.
+func (c *Counters) writeGather(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (n int, err error) {
+	if len(tails) != len(heads) {
+		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	og, okOffload := c.dev.(OffloadGatherWriter)
+	g, ok := c.dev.(GatherWriter)
+	switch {
+	case meta != nil && okOffload:
+		n, err = og.WriteBatchGatherOffload(heads, tails, meta, offset)
+	case meta == nil && ok:
+		n, err = g.WriteBatchGather(heads, tails, offset)
+	default:
+		for n < len(heads) {
+			t := tails[n]
+			c.whole = append(append(append(c.whole[:0], heads[n]...), t[0]...), t[1]...)
+			c.one[0] = c.whole
+			var k int
+			if meta != nil {
+				k, err = writeOffload(c.dev, c.one[:], meta[n:n+1], offset)
+			} else {
+				k, err = c.dev.WriteBatch(c.one[:], offset)
+			}
+			n += k
+			if err != nil || k == 0 {
+				break
+			}
+		}
+		c.one[0] = nil
+	}
+	c.countTx(n, heads, offset, err)
+	var b uint64
+	for _, t := range tails[:n] {
+		b += uint64(len(t[0]) + len(t[1]))
+	}
+	c.txBytes.Add(b)
+	return n, err
+}
+
 var (
-	_ Offloader = (*Counters)(nil)
-	_ Offloader = (*Pcap)(nil)
-	_ Offloader = (*PipeEnd)(nil)
+	_ GatherWriter        = (*Counters)(nil)
+	_ OffloadGatherWriter = (*Counters)(nil)
+	_ Offloader           = (*Counters)(nil)
+	_ Offloader           = (*Pcap)(nil)
+	_ Offloader           = (*PipeEnd)(nil)
 )
 
 // readOffload is d's ReadBatchOffload, or for a device without one its

@@ -996,6 +996,10 @@ func TestInteropOffload(t *testing.T) {
 				defer os.Remove(path)
 				secs := curlCheck(t, ns, up, "http://"+stack+"/big", sz.curl, sum)
 				r.bytes(t, fmt.Sprintf("%scurl %s, sha256 checked", label, binSize(sz.curl)), sz.curl, secs)
+				// The super-segments went out from the send buffer.
+				if c := up.counters(); !regexp.MustCompile(`(?m)^link\.FramesGathered [1-9]`).MatchString(c) {
+					t.Errorf("no frame gathered:\n%s", c)
+				}
 			})
 			t.Run("echo", func(t *testing.T) {
 				tcpEchoCheck(t, r, k, up, stack, sz.echo, label)
