@@ -228,14 +228,8 @@ func (e *PipeEnd) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int
 // WriteBatchOffload is WriteBatch with each frame's metadata, passed to the
 // peer with the frame (see Offloader).
 func (e *PipeEnd) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, false); err != nil {
+	if err := prepareOffload(bufs, meta, offset, e.offloads, e.vnet); err != nil {
 		return 0, err
-	}
-	if err := checkMeta(bufs, meta, offset, e.offloads); err != nil {
-		return 0, err
-	}
-	if e.vnet != 0 {
-		encodeVnet(bufs, meta, offset)
 	}
 	return e.write(bufs, meta, nil, offset)
 }
@@ -246,14 +240,8 @@ func (e *PipeEnd) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, met
 	if len(tails) != len(heads) {
 		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
 	}
-	if err := checkBatch(heads, offset, false); err != nil {
+	if err := prepareOffload(heads, meta, offset, e.offloads, e.vnet); err != nil {
 		return 0, err
-	}
-	if err := checkMeta(heads, meta, offset, e.offloads); err != nil {
-		return 0, err
-	}
-	if e.vnet != 0 {
-		encodeVnet(heads, meta, offset)
 	}
 	return e.write(heads, meta, tails, offset)
 }

@@ -378,6 +378,22 @@ func takeVnet(b []byte, meta []VnetHdr, i int) bool {
 }
 
 // encodeVnet writes meta[i] in front of frame i.
+// prepareOffload checks a write's frames and their metadata against the
+// device's offloads and, when the device carries virtio-net headers
+// (vnet > 0), writes each in front of its frame.
+func prepareOffload(bufs [][]byte, meta []VnetHdr, offset int, have Offloads, vnet int) error {
+	if err := checkBatch(bufs, offset, false); err != nil {
+		return err
+	}
+	if err := checkMeta(bufs, meta, offset, have); err != nil {
+		return err
+	}
+	if vnet != 0 {
+		encodeVnet(bufs, meta, offset)
+	}
+	return nil
+}
+
 func encodeVnet(bufs [][]byte, meta []VnetHdr, offset int) {
 	for i, b := range bufs {
 		meta[i].Encode(b[offset-VnetHdrLen : offset])

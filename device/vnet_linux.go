@@ -95,14 +95,8 @@ func (d *fdDevice) ReadBatchOffload(bufs [][]byte, sizes []int, meta []VnetHdr, 
 // WriteBatchOffload is WriteBatch with meta[i] written in front of frame i
 // (see Offloader).
 func (d *fdDevice) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (int, error) {
-	if err := checkBatch(bufs, offset, false); err != nil {
+	if err := prepareOffload(bufs, meta, offset, d.offloads, d.vnet); err != nil {
 		return 0, err
-	}
-	if err := checkMeta(bufs, meta, offset, d.offloads); err != nil {
-		return 0, err
-	}
-	if d.vnet != 0 {
-		encodeVnet(bufs, meta, offset)
 	}
 	return d.write(bufs, offset)
 }
