@@ -69,15 +69,11 @@ func (n *NIC) outputLocked(now mono.Time, nh netip.Addr, b *[]byte) {
 	}
 }
 
-// outputFrameLocked is outputLocked for a frame whose payload may lie
+// outputFrameLocked is outputLocked for a frame whose payload lies
 // outside its buffer (a gather write). An Ethernet NIC writes the header
 // when the next hop is known; a frame that must wait for ARP is first made
 // whole, so that it holds no send buffer while it waits.
 func (n *NIC) outputFrameLocked(now mono.Time, nh netip.Addr, f txFrame) {
-	if f.tail[0] == nil && f.tail[1] == nil {
-		n.outputLocked(now, nh, f.b)
-		return
-	}
 	if !n.l2 {
 		n.s.stats.Link.FramesGathered++
 		n.queueFrameLocked(f)

@@ -259,8 +259,9 @@ const gatherMin = 16 << 10
 // send buffer for the device to write from; the TCP header encoded in
 // front of it with the checksum (a partial one, and the virtio-net header
 // in the headroom, on a NIC with checksum offload), then IPv4 (DF set, as
-// Linux does for TCP). segSize is not 0 for a TSO super-segment, which the device cuts at
-// that size. c is nil for a segment without a connection (a RST).
+// Linux does for TCP). segSize is not 0 for a TSO super-segment, which the
+// device cuts at that size. c is nil for a segment without a connection (a
+// RST).
 func (s *Stack) tcpSendLocked(now mono.Time, c *tcp.Conn, local, remote netip.AddrPort, f *tcp.HeaderFields, payload [2][]byte, segSize int) {
 	r, nh, src, err := s.routeFromLocked(local.Addr(), remote.Addr())
 	if err != nil {
