@@ -59,8 +59,8 @@ func TestNagle(t *testing.T) {
 
 // Autocorking: with Nagle's algorithm off, a write's short last segment
 // waits while two full segments are unacknowledged on a path of short round
-// trips, until the next write fills it or an ACK comes; otherwise it goes
-// at once.
+// trips, with a tail loss probe to bound the wait, until the next write
+// fills it or an ACK comes; otherwise it goes at once.
 func TestAutocork(t *testing.T) {
 	const mss = 1460
 	full := func(sq int, data []byte) S {
@@ -72,7 +72,7 @@ func TestAutocork(t *testing.T) {
 		return s
 	}
 	setup := func(t *testing.T, tweak ...func(*Config)) (*harness, []byte) {
-		h := established(t, tweak...)
+		h := established(t, append([]func(*Config){func(c *Config) { c.NoTLP = false }}, tweak...)...)
 		h.c.NoDelay = true
 		if h.c.srtt <= 0 || h.c.srtt > corkRTTMax {
 			t.Fatalf("SRTT %v after the handshake: want a short path", h.c.srtt)
@@ -103,7 +103,7 @@ func TestAutocork(t *testing.T) {
 		h.Expect(s)
 	})
 	t.Run("the loss probe sends it when no ACK comes", func(t *testing.T) {
-		h, data := setup(t, func(c *Config) { c.NoTLP = false })
+		h, data := setup(t)
 		h.Write(string(data[:2*mss+100]))
 		h.Took()
 		if d := h.AdvanceToDeadline(); d != tlpMin {
@@ -115,6 +115,11 @@ func TestAutocork(t *testing.T) {
 		h, data := setup(t)
 		h.Write(string(data[:mss+100]))
 		h.Expect(full(101, data[:mss]), last(101+mss, data[mss:mss+100]))
+	})
+	t.Run("no loss probe", func(t *testing.T) {
+		h, data := setup(t, func(c *Config) { c.NoTLP = true })
+		h.Write(string(data[:2*mss+100]))
+		h.Expect(full(101, data[:mss]), full(101+mss, data[mss:2*mss]), last(101+2*mss, data[2*mss:2*mss+100]))
 	})
 	t.Run("a long round trip", func(t *testing.T) {
 		h, data := setup(t)

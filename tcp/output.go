@@ -290,11 +290,12 @@ const corkRTTMax = time.Millisecond
 // It waits only while two full segments are unacknowledged, so an ACK comes
 // within a round trip (a receiver ACKs every second one, RFC 9293
 // §3.8.6.3) and sends it, or the next write fills it, and only where a
-// round trip is short: at most a millisecond later than at once, the tail
-// loss probe the bound if no ACK comes.
+// round trip is short: at most a millisecond later than at once. A peer
+// that holds its ACKs longer meets the tail loss probe (which sends the
+// tail as new data), so nothing corks without one armed.
 func (c *Conn) corks(mss int) bool {
 	return c.NoDelay && !c.finQueued && c.srtt > 0 && c.srtt <= corkRTTMax &&
-		int(c.SndUna.Size(c.SndNxt)) >= 2*mss
+		int(c.SndUna.Size(c.SndNxt)) >= 2*mss && c.tlpAllowed()
 }
 
 // sendData is output, run by mode.
