@@ -302,3 +302,46 @@ func TestChildProtocol(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+func TestParseTCPSettings(t *testing.T) {
+	cfg, err := parseTCPSettings("NoTLP=true, SendBufferMax=1048576,RTOMin=50ms,CC=cubic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.NoTLP || cfg.SendBufferMax != 1<<20 || cfg.RTOMin != 50*time.Millisecond || cfg.NewCongestionControl == nil {
+		t.Errorf("parsed %+v", cfg)
+	}
+	for _, bad := range []string{"NoTLP", "Bogus=1", "NoTLP=maybe", "RTOMin=5", "CC=vegas", "Stats=1", "ISNKey=1", "SendBufferMax=x"} {
+		if _, err := parseTCPSettings(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// A/B mode runs both sides in the child and reports each metric as a
+// ratio; a variant the same as the default gives ratios near 1.
+func TestRunAB(t *testing.T) {
+	sp := spec{Name: "ab", Kind: "bulk", MTU: 1500, Conns: 1, Bytes: 1 << 20, WriteSize: 64 << 10,
+		AB: "NoTLP=false", ABPairs: 3}
+	m, err := runAB(sp, "tapstack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.metrics) != 2 || m.info["pairs"] != 3 {
+		t.Fatalf("metrics %+v, info %v", m.metrics, m.info)
+	}
+	for _, mt := range m.metrics {
+		if mt.Unit != "variant/default" || !(mt.Value > 0.05 && mt.Value < 20) {
+			t.Errorf("%+v", mt)
+		}
+		if r, _ := m.info[mt.Name+" ratios"].([]float64); len(r) != 3 {
+			t.Errorf("%s: ratios %v", mt.Name, m.info[mt.Name+" ratios"])
+		}
+	}
+	if _, err := runAB(spec{Kind: "idle", AB: "NoTLP=true"}, "tapstack"); err == nil {
+		t.Error("A/B ran idle")
+	}
+	if _, err := runAB(sp, "gvisor"); err == nil {
+		t.Error("A/B ran gVisor")
+	}
+}

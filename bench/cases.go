@@ -29,6 +29,12 @@ type spec struct {
 	Loss     impair.Prob   `json:"loss,omitempty"`
 	Reorder  impair.Prob   `json:"reorder,omitempty"`
 	Seed     uint64        `json:"seed,omitempty"`
+
+	// AB, when set, makes the child compare tapstack with these TCP
+	// settings against its defaults, alternating the two ABPairs times in
+	// one process (see ab.go).
+	AB      string `json:"ab,omitempty"`
+	ABPairs int    `json:"ab_pairs,omitempty"`
 }
 
 // kinds are the workloads, in table order.

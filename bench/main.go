@@ -56,6 +56,8 @@ func main() {
 		mdOut      = flag.String("md", "", "write the table as markdown to this file")
 		profDir    = flag.String("cpuprofile", "", "write a CPU profile of each child of run 1 to this directory")
 		timeout    = flag.Duration("timeout", 0, "limit on one child (default 10m, or 2m with -quick)")
+		abFlag     = flag.String("ab", "", "compare tapstack with these TCP settings (Field=value,...: NoInflightGovernor=true, CC=cubic) against its defaults, alternating in one process per case; bulk, lossy, rr and crr only")
+		abPairs    = flag.Int("pairs", 12, "with -ab, how many times each side runs")
 
 		child    = flag.String("child", "", "internal: run this case spec (JSON) in this process")
 		stack    = flag.String("stack", "", "internal: the child's stack")
@@ -136,6 +138,28 @@ func main() {
 	defer stop()
 
 	specs := plan(sel, sz)
+	if *abFlag != "" {
+		if _, err := parseTCPSettings(*abFlag); err != nil {
+			fatalf("%v", err)
+		}
+		var results []result
+		for _, sp := range specs {
+			if !slices.Contains(abKinds, sp.Kind) || ctx.Err() != nil {
+				continue
+			}
+			sp.AB, sp.ABPairs = *abFlag, *abPairs
+			res := runChild(ctx, exe, sp, "tapstack", 1, "", *timeout)
+			fmt.Fprintf(os.Stderr, "[A/B] %-40s %s\n", sp.Name, summary(res))
+			results = append(results, res)
+		}
+		writeAB(os.Stdout, *abFlag, *abPairs, results)
+		for _, r := range results {
+			if r.Error != "" {
+				os.Exit(1)
+			}
+		}
+		return
+	}
 	rep := newReport(specs, stackSel)
 	began := time.Now()
 	load0 := loadAverage()

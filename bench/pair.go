@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/tapstack/tapstack/sim/impair"
+	"github.com/tapstack/tapstack/tcp"
 )
 
 // Pair is two stacks in one process joined by a wire: stack A dials, stack
@@ -39,6 +40,9 @@ type pairConfig struct {
 	// defaults instead of the common limits below (idle); tapstack's
 	// defaults are those limits.
 	DefaultBuffers bool
+	// TCP is tapstack's TCP settings (netstack.Config.TCP); gVisor
+	// ignores it.
+	TCP tcp.Config
 }
 
 // Buffer limits both stacks use unless a case asks for defaults:

@@ -22,8 +22,8 @@ func newTapstackPair(cfg pairConfig) (Pair, error) {
 		return nil, err
 	}
 	p := &tapstackPair{ab: ab, ba: ba}
-	p.a = netstack.New(netstack.Config{})
-	p.b = netstack.New(netstack.Config{})
+	p.a = netstack.New(netstack.Config{TCP: cfg.TCP})
+	p.b = netstack.New(netstack.Config{TCP: cfg.TCP})
 	clients := make([]netip.Prefix, cfg.ClientAddrs)
 	for i := range clients {
 		clients[i] = netip.PrefixFrom(clientAddr(i), pairPrefixLen)

@@ -46,6 +46,9 @@ const stallTimeout = time.Minute
 
 // runWorkload runs sp on the named stack in this process.
 func runWorkload(sp spec, stackName string) (measure, error) {
+	if sp.AB != "" {
+		return runAB(sp, stackName)
+	}
 	switch sp.Kind {
 	case "checksum":
 		return runChecksum(sp, stackName)
