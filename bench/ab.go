@@ -43,11 +43,11 @@ func parseTCPSettings(s string) (tcp.Config, error) {
 			cfg.NewCongestionControl = cc
 			continue
 		}
-		f := v.FieldByName(name)
 		sf, found := v.Type().FieldByName(name)
-		if !found || !sf.IsExported() || name == "Stats" || name == "Output" || name == "ISNKey" {
+		if !found || !sf.IsExported() {
 			return cfg, fmt.Errorf("-ab: tcp.Config has no setting %q", name)
 		}
+		f := v.FieldByIndex(sf.Index)
 		switch {
 		case f.Type() == reflect.TypeOf(time.Duration(0)):
 			d, err := time.ParseDuration(val)

@@ -377,7 +377,6 @@ func takeVnet(b []byte, meta []VnetHdr, i int) bool {
 	return h.CompleteChecksum(frame) == nil
 }
 
-// encodeVnet writes meta[i] in front of frame i.
 // prepareOffload checks a write's frames and their metadata against the
 // device's offloads and, when the device carries virtio-net headers
 // (vnet > 0), writes each in front of its frame.
@@ -394,6 +393,7 @@ func prepareOffload(bufs [][]byte, meta []VnetHdr, offset int, have Offloads, vn
 	return nil
 }
 
+// encodeVnet writes meta[i] in front of frame i.
 func encodeVnet(bufs [][]byte, meta []VnetHdr, offset int) {
 	for i, b := range bufs {
 		meta[i].Encode(b[offset-VnetHdrLen : offset])
