@@ -20,8 +20,21 @@ import (
 // minute, so their ratio shows effects of a few percent that separate
 // processes bury. The order within a pair alternates too.
 
-// abKinds are the workloads A/B mode runs: those on a pair of stacks.
-var abKinds = []string{"bulk", "lossy", "rr", "crr"}
+// abKinds are the workloads A/B mode runs: those on a pair of stacks, and
+// the kernel cases (tapstack with and without offloads).
+var abKinds = []string{"bulk", "lossy", "rr", "crr", "kernel"}
+
+// abStacks returns the stacks A/B mode runs sp on, of those selected:
+// tapstack, and for the kernel cases tapstack-gso too.
+func abStacks(sp spec, selected []string) []string {
+	var out []string
+	for _, st := range stacksFor(sp, selected) {
+		if st == "tapstack" || st == "tapstack-gso" && sp.Kind == "kernel" {
+			out = append(out, st)
+		}
+	}
+	return out
+}
 
 // parseTCPSettings reads comma-separated Field=value assignments to
 // tcp.Config's exported bool, int and duration fields (NoTLP=true,
@@ -77,25 +90,37 @@ func parseTCPSettings(s string) (tcp.Config, error) {
 // runAB is a child's A/B run of sp.
 func runAB(sp spec, stackName string) (measure, error) {
 	var m measure
-	if stackName != "tapstack" || !slices.Contains(abKinds, sp.Kind) {
+	if !slices.Contains(abKinds, sp.Kind) || !slices.Contains(abStacks(sp, allStacks), stackName) {
 		return m, fmt.Errorf("A/B mode runs tapstack on %s, not %s on %s", strings.Join(abKinds, ", "), stackName, sp.Kind)
 	}
 	variant, err := parseTCPSettings(sp.AB)
 	if err != nil {
 		return m, err
 	}
-	run := map[string]func(Pair, spec) (measure, error){"bulk": runBulk, "lossy": runBulk, "rr": runRR, "crr": runCRR}[sp.Kind]
+	once := func(cfg tcp.Config) (measure, error) {
+		if sp.Kind == "kernel" {
+			// The kernel cases report throughput only; the process's CPU
+			// for the same bytes compares as CPU per GiB would.
+			m, err := runKernelWith(sp, stackName, cfg)
+			if cpu, ok := m.info["cpu_s"].(float64); ok && err == nil {
+				m.add("CPU", "s", lower, cpu)
+			}
+			return m, err
+		}
+		run := map[string]func(Pair, spec) (measure, error){"bulk": runBulk, "lossy": runBulk, "rr": runRR, "crr": runCRR}[sp.Kind]
+		return withPair(sp, stackName, pairConfig{MTU: sp.MTU, TCP: cfg}, run)
+	}
 	var defs []metric
 	ratios := map[string][]float64{}
 	for i := range max(sp.ABPairs, 1) {
 		var got [2]measure // default, variant
 		for k := range 2 {
 			which := (i + k) % 2 // default first in even pairs
-			cfg := pairConfig{MTU: sp.MTU}
+			var cfg tcp.Config
 			if which == 1 {
-				cfg.TCP = variant
+				cfg = variant
 			}
-			if got[which], err = withPair(sp, stackName, cfg, run); err != nil {
+			if got[which], err = once(cfg); err != nil {
 				return m, fmt.Errorf("pair %d, %s: %w", i, [2]string{"default", "variant"}[which], err)
 			}
 		}
@@ -120,16 +145,16 @@ func runAB(sp spec, stackName string) (measure, error) {
 // writeAB prints A/B results: each metric's median ratio with its range.
 func writeAB(w io.Writer, variant string, pairs int, results []result) {
 	fmt.Fprintf(w, "tapstack with %s against its defaults, %d pairs alternating in one process per case\n", variant, pairs)
-	fmt.Fprintf(w, "%-40s %-14s %-7s %s\n", "case", "metric", "better", "variant/default median [min .. max]")
+	fmt.Fprintf(w, "%-40s %-13s %-14s %-7s %s\n", "case", "stack", "metric", "better", "variant/default median [min .. max]")
 	for _, res := range results {
-		if res.Error != "" {
-			fmt.Fprintf(w, "%-40s error: %s\n", res.Case, res.Error)
+		if res.Error != "" || res.Unavailable != "" {
+			fmt.Fprintf(w, "%-40s %-13s %s%s\n", res.Case, res.Stack, res.Error, res.Unavailable)
 			continue
 		}
 		for _, mt := range res.Metrics {
 			lo, _ := res.Info[mt.Name+" min"].(float64)
 			hi, _ := res.Info[mt.Name+" max"].(float64)
-			fmt.Fprintf(w, "%-40s %-14s %-7s %.3f [%.3f .. %.3f]\n", res.Case, mt.Name, mt.Better, mt.Value, lo, hi)
+			fmt.Fprintf(w, "%-40s %-13s %-14s %-7s %.3f [%.3f .. %.3f]\n", res.Case, res.Stack, mt.Name, mt.Better, mt.Value, lo, hi)
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tapstack/tapstack/device"
 	"github.com/tapstack/tapstack/netstack"
+	tstcp "github.com/tapstack/tapstack/tcp"
 )
 
 // The kernel cases' network: namespace kernNS holds the kernel's end (its
@@ -209,6 +210,11 @@ type kernelStack interface {
 }
 
 func runKernel(sp spec, stackName string) (measure, error) {
+	return runKernelWith(sp, stackName, tstcp.Config{})
+}
+
+// runKernelWith is runKernel with tapstack's TCP settings (A/B mode).
+func runKernelWith(sp spec, stackName string, tcpCfg tstcp.Config) (measure, error) {
 	var m measure
 	need := []string{"ip"}
 	if sp.Workload == "download" {
@@ -239,7 +245,7 @@ func runKernel(sp spec, stackName string) (measure, error) {
 	var err error
 	switch stackName {
 	case "tapstack", "tapstack-gso":
-		st, err = newTapstackKernel(sp.Link, stackName == "tapstack-gso")
+		st, err = newTapstackKernel(sp.Link, stackName == "tapstack-gso", tcpCfg)
 	case "gvisor", "gvisor-gso":
 		st, err = newGvisorKernel(sp.Link, stackName == "gvisor-gso")
 	case "kernel":
@@ -313,7 +319,7 @@ func curlDownload(n int64) (float64, error) {
 // veth's far end.
 type tapstackKernel struct{ s *netstack.Stack }
 
-func newTapstackKernel(link string, gso bool) (kernelStack, error) {
+func newTapstackKernel(link string, gso bool, tcpCfg tstcp.Config) (kernelStack, error) {
 	var dev device.Device
 	var err error
 	var off device.Offloads
@@ -334,7 +340,7 @@ func newTapstackKernel(link string, gso bool) (kernelStack, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := netstack.New(netstack.Config{})
+	s := netstack.New(netstack.Config{TCP: tcpCfg})
 	if _, err := s.AttachDevice(dev, netstack.NICConfig{Name: link, Addrs: []netip.Prefix{stackAddr}}); err != nil {
 		s.Close()
 		return nil, err

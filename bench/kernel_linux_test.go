@@ -34,6 +34,19 @@ func TestKernelCases(t *testing.T) {
 			})
 		}
 	}
+	// A/B mode on a kernel case: both sides run in this process, with the
+	// process's CPU as a second metric.
+	t.Run("ab", func(t *testing.T) {
+		sp := spec{Name: "ab", Kind: "kernel", MTU: 1500, Link: "tap", Workload: "echo", Bytes: 1 << 20,
+			AB: "NoAutocork=true", ABPairs: 2}
+		m, err := runWorkload(sp, "tapstack-gso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.metrics) != 2 || m.metrics[0].Name != "throughput" || m.metrics[1].Name != "CPU" || !(m.metrics[0].Value > 0) {
+			t.Fatalf("metrics %+v", m.metrics)
+		}
+	})
 	for _, ns := range []string{kernNS, farNS} {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			t.Errorf("namespace %s left behind", ns)

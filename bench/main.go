@@ -56,7 +56,7 @@ func main() {
 		mdOut      = flag.String("md", "", "write the table as markdown to this file")
 		profDir    = flag.String("cpuprofile", "", "write a CPU profile of each child of run 1 to this directory")
 		timeout    = flag.Duration("timeout", 0, "limit on one child (default 10m, or 2m with -quick)")
-		abFlag     = flag.String("ab", "", "compare tapstack with these TCP settings (Field=value,...: NoInflightGovernor=true, CC=cubic) against its defaults, alternating in one process per case; bulk, lossy, rr and crr only")
+		abFlag     = flag.String("ab", "", "compare tapstack with these TCP settings (Field=value,...: NoInflightGovernor=true, CC=cubic) against its defaults, alternating in one process per case; bulk, lossy, rr, crr and kernel only")
 		abPairs    = flag.Int("pairs", 12, "with -ab, how many times each side runs")
 
 		child    = flag.String("child", "", "internal: run this case spec (JSON) in this process")
@@ -144,13 +144,18 @@ func main() {
 		}
 		var results []result
 		for _, sp := range specs {
-			if !slices.Contains(abKinds, sp.Kind) || ctx.Err() != nil {
-				continue
+			for _, st := range abStacks(sp, stackSel) {
+				if ctx.Err() != nil {
+					break
+				}
+				sp.AB, sp.ABPairs = *abFlag, *abPairs
+				res := runChild(ctx, exe, sp, st, 1, "", *timeout)
+				fmt.Fprintf(os.Stderr, "[A/B] %-40s %-13s %s\n", sp.Name, st, summary(res))
+				results = append(results, res)
 			}
-			sp.AB, sp.ABPairs = *abFlag, *abPairs
-			res := runChild(ctx, exe, sp, "tapstack", 1, "", *timeout)
-			fmt.Fprintf(os.Stderr, "[A/B] %-40s %s\n", sp.Name, summary(res))
-			results = append(results, res)
+		}
+		if slices.Contains(sel, "kernel") {
+			cleanupKernelNS()
 		}
 		writeAB(os.Stdout, *abFlag, *abPairs, results)
 		for _, r := range results {

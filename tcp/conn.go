@@ -59,6 +59,10 @@ type Config struct {
 	// NoInflightGovernor turns off the cap a bulk sender finds on what it
 	// keeps in flight (inflight.go); the windows alone limit it then.
 	NoInflightGovernor bool
+	// NoAutocork sends a write's short last segment at once even while
+	// full ones are in flight (output.go, corks), as Linux's
+	// net.ipv4.tcp_autocorking=0.
+	NoAutocork bool
 
 	// OOOSegmentsMax and the receive buffer bound the out-of-order queue.
 	OOOSegmentsMax int

@@ -116,6 +116,11 @@ func TestAutocork(t *testing.T) {
 		h.Write(string(data[:mss+100]))
 		h.Expect(full(101, data[:mss]), last(101+mss, data[mss:mss+100]))
 	})
+	t.Run("turned off", func(t *testing.T) {
+		h, data := setup(t, func(c *Config) { c.NoAutocork = true })
+		h.Write(string(data[:2*mss+100]))
+		h.Expect(full(101, data[:mss]), full(101+mss, data[mss:2*mss]), last(101+2*mss, data[2*mss:2*mss+100]))
+	})
 	t.Run("no loss probe", func(t *testing.T) {
 		h, data := setup(t, func(c *Config) { c.NoTLP = true })
 		h.Write(string(data[:2*mss+100]))

@@ -294,7 +294,7 @@ const corkRTTMax = time.Millisecond
 // that holds its ACKs longer meets the tail loss probe (which sends the
 // tail as new data), so nothing corks without one armed.
 func (c *Conn) corks(mss int) bool {
-	return c.NoDelay && !c.finQueued && c.srtt > 0 && c.srtt <= corkRTTMax &&
+	return c.NoDelay && !c.cfg.NoAutocork && !c.finQueued && c.srtt > 0 && c.srtt <= corkRTTMax &&
 		int(c.SndUna.Size(c.SndNxt)) >= 2*mss && c.tlpAllowed()
 }
 
