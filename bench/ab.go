@@ -101,11 +101,11 @@ func runAB(sp spec, stackName string) (measure, error) {
 		if sp.Kind == "kernel" {
 			// The kernel cases report throughput only; the process's CPU
 			// for the same bytes compares as CPU per GiB would.
-			m, err := runKernelWith(sp, stackName, cfg)
-			if cpu, ok := m.info["cpu_s"].(float64); ok && err == nil {
-				m.add("CPU", "s", lower, cpu)
+			km, err := runKernelWith(sp, stackName, cfg)
+			if cpu, ok := km.info["cpu_s"].(float64); ok && err == nil {
+				km.add("CPU", "s", lower, cpu)
 			}
-			return m, err
+			return km, err
 		}
 		run := map[string]func(Pair, spec) (measure, error){"bulk": runBulk, "lossy": runBulk, "rr": runRR, "crr": runCRR}[sp.Kind]
 		return withPair(sp, stackName, pairConfig{MTU: sp.MTU, TCP: cfg}, run)
