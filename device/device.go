@@ -77,3 +77,11 @@ type GatherWriter interface {
 	// is len(heads). It does not keep heads or tails after returning.
 	WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (n int, err error)
 }
+
+// checkTails checks that a write in parts has a tail for every head.
+func checkTails(heads [][]byte, tails [][2][]byte) error {
+	if len(tails) != len(heads) {
+		return errArg("%d frames with %d tails", len(heads), len(tails))
+	}
+	return nil
+}

@@ -192,8 +192,8 @@ func (d *fdDevice) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, me
 
 // gather runs write with the tails for the device's send to take.
 func (d *fdDevice) gather(heads [][]byte, tails [][2][]byte, write func() (int, error)) (int, error) {
-	if len(tails) != len(heads) {
-		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	if err := checkTails(heads, tails); err != nil {
+		return 0, err
 	}
 	d.wtails = tails
 	n, err := write()

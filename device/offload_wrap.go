@@ -55,8 +55,8 @@ func (c *Counters) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, me
 
 // writeGather is both; meta is nil for frames without metadata.
 func (c *Counters) writeGather(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (n int, err error) {
-	if len(tails) != len(heads) {
-		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	if err := checkTails(heads, tails); err != nil {
+		return 0, err
 	}
 	og, okOffload := c.dev.(OffloadGatherWriter)
 	g, ok := c.dev.(GatherWriter)

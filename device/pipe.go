@@ -213,8 +213,8 @@ func (e *PipeEnd) WriteBatch(bufs [][]byte, offset int) (int, error) {
 // WriteBatchGather implements GatherWriter: each frame is copied from its
 // parts into the peer's queue.
 func (e *PipeEnd) WriteBatchGather(heads [][]byte, tails [][2][]byte, offset int) (int, error) {
-	if len(tails) != len(heads) {
-		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	if err := checkTails(heads, tails); err != nil {
+		return 0, err
 	}
 	if err := checkBatch(heads, offset, false); err != nil {
 		return 0, err
@@ -237,8 +237,8 @@ func (e *PipeEnd) WriteBatchOffload(bufs [][]byte, meta []VnetHdr, offset int) (
 // WriteBatchGatherOffload implements OffloadGatherWriter: each frame is
 // copied from its parts and passed on with its metadata.
 func (e *PipeEnd) WriteBatchGatherOffload(heads [][]byte, tails [][2][]byte, meta []VnetHdr, offset int) (int, error) {
-	if len(tails) != len(heads) {
-		return 0, errArg("%d frames with %d tails", len(heads), len(tails))
+	if err := checkTails(heads, tails); err != nil {
+		return 0, err
 	}
 	if err := prepareOffload(heads, meta, offset, e.offloads, e.vnet); err != nil {
 		return 0, err

@@ -542,7 +542,7 @@ func (q *txQueue) writeGather() (failed uint64) {
 		var err error
 		if q.gatherOffload != nil {
 			n, err = q.gatherOffload.WriteBatchGatherOffload(h, t, m, frameOffset)
-			m = m[min(n, len(m)):]
+			m = m[n:]
 		} else {
 			n, err = q.gather.WriteBatchGather(h, t, frameOffset)
 		}
