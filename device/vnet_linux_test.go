@@ -289,7 +289,15 @@ func (p *tcpPeer) send(meta VnetHdr, frame []byte) {
 // seen, failing t after transferWait.
 func (p *tcpPeer) wait(what string, cond func() bool) {
 	p.t.Helper()
-	deadline := time.After(transferWait)
+	if !p.waitFor(what, cond, transferWait) {
+		p.t.Fatalf("no %s after %v", what, transferWait)
+	}
+}
+
+// waitFor is wait for at most d; it reports whether cond came to hold.
+func (p *tcpPeer) waitFor(what string, cond func() bool, d time.Duration) bool {
+	p.t.Helper()
+	deadline := time.After(d)
 	for {
 		p.mu.Lock()
 		ok, bad := cond(), p.bad
@@ -298,12 +306,12 @@ func (p *tcpPeer) wait(what string, cond func() bool) {
 			p.t.Fatalf("waiting for %s: %s", what, bad)
 		}
 		if ok {
-			return
+			return true
 		}
 		select {
 		case <-p.changed:
 		case <-deadline:
-			p.t.Fatalf("no %s after %v", what, transferWait)
+			return false
 		}
 	}
 }
@@ -323,16 +331,32 @@ func (p *tcpPeer) connect(to netip.AddrPort) {
 // sendData sends data as super-segments of at most chunk bytes cut at
 // mss (mss 0: one ordinary segment with a complete checksum per chunk),
 // each after the previous one was acknowledged.
+// A segment not acknowledged within resendAfter goes again, as a sender's
+// retransmission would: on a loaded host the kernel may drop a frame
+// (the test then hung for transferWait, in 1 of ~15 runs beside other
+// packages' tests).
 func (p *tcpPeer) sendData(data []byte, chunk, mss int) {
+	const resendAfter = time.Second
 	for len(data) > 0 {
 		n := min(chunk, len(data))
 		p.mu.Lock()
 		seq := p.sndNxt
 		p.sndNxt += uint32(n)
-		p.sendLocked(&layers.TCP{ACK: true, PSH: true, Seq: seq}, data[:n], mss)
 		p.mu.Unlock()
 		end := seq + uint32(n)
-		p.wait("ACK of "+strconv.Itoa(n)+" bytes", func() bool { return !seqAfter(end, p.sndUna) })
+		what := "ACK of " + strconv.Itoa(n) + " bytes"
+		acked := func() bool { return !seqAfter(end, p.sndUna) }
+		for try := 0; ; try++ {
+			p.mu.Lock()
+			p.sendLocked(&layers.TCP{ACK: true, PSH: true, Seq: seq}, data[:n], mss)
+			p.mu.Unlock()
+			if p.waitFor(what, acked, resendAfter) {
+				break
+			}
+			if time.Duration(try+1)*resendAfter >= transferWait {
+				p.t.Fatalf("no %s after %v", what, transferWait)
+			}
+		}
 		data = data[n:]
 	}
 }
