@@ -107,17 +107,31 @@ func (c *Conn) growSndBuf() {
 	}
 }
 
-// sndLimit is what writes may fill the send buffer to: while the in-flight
-// governor caps the flight, no more than twice the cap (what is in flight
-// and as much again waiting), so that bytes do not wait in the buffer long
-// enough to leave the cache (what Linux's tcp_notsent_lowat lets a user
-// ask for). A buffer the user set is left whole.
+// sndLimit is what writes may fill the send buffer to: what has been sent
+// and Config.NotsentLowat more, and while the in-flight governor caps the
+// flight, no more than twice the cap (what is in flight and as much again
+// waiting), so that bytes do not wait in the buffer long enough to leave
+// the cache. A buffer the user set is left whole.
 func (c *Conn) sndLimit() int {
 	n := int(c.sndBuf)
-	if capped := c.inflightCap(); capped > 0 && !c.sndLocked {
+	if c.sndLocked {
+		return n
+	}
+	if lowat := c.cfg.NotsentLowat; lowat > 0 {
+		n = min(n, c.sndSent()+lowat)
+	}
+	if capped := c.inflightCap(); capped > 0 {
 		n = min(n, max(2*capped, int(c.bufStart())))
 	}
 	return n
+}
+
+// sndSent is how much of the send buffer has been sent at least once.
+func (c *Conn) sndSent() int {
+	if !c.sndBufSeq.LessThan(c.SndNxt) {
+		return 0
+	}
+	return min(int(c.sndBufSeq.Size(c.SndNxt)), c.snd.Len())
 }
 
 // rcvMeasureRTT runs when in-order data has moved RCV.NXT.

@@ -25,6 +25,18 @@ func sendTuned(t *testing.T) *harness {
 	return scaledPeer(t, func(c *Config) { c.SendBufferMax = 4 << 20 })
 }
 
+// writeAll writes from data as a writer woken by each EventWritable does:
+// until the connection takes no more (the send buffer, or the unsent bytes
+// Config.NotsentLowat allows while the windows hold the rest back).
+func writeAll(h *harness, data []byte) {
+	for range 1000 {
+		if n, _ := h.c.Write(h.now, data[:min(h.c.WriteSpace(), len(data))]); n == 0 {
+			return
+		}
+	}
+	h.t.Fatal("writes never filled the send buffer")
+}
+
 // fillWindow sends, as the peer, full segments up to the right edge we
 // offer, starting at *at, and returns how many bytes it sent.
 func fillWindow(h *harness, at *uint32) int {
@@ -138,7 +150,7 @@ func TestSendBufferGrowsWithFlight(t *testing.T) {
 		h.Took()
 		h.Advance(10 * time.Millisecond)
 		h.Send(S{Flags: ACK, Seq: peerISS + 1, Ack: h.c.SndNxt, Wnd: 0xffff})
-		h.c.Write(h.now, data[:h.c.WriteSpace()])
+		writeAll(h, data)
 	}
 
 	fixed := newHarness(t, func(c *Config) { c.SendBufferMax = 4 << 20 })

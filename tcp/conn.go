@@ -63,6 +63,13 @@ type Config struct {
 	// full ones are in flight (output.go, corks), as Linux's
 	// net.ipv4.tcp_autocorking=0.
 	NoAutocork bool
+	// NotsentLowat bounds what writes may queue beyond what has been sent
+	// (Linux's tcp_notsent_lowat), so that bytes wait in the send buffer
+	// only briefly and leave while still in the cache; a blocked writer
+	// wakes once less than half of it is left. 0 means 128 KiB; negative,
+	// no bound but the send buffer (Linux's default). A buffer the user
+	// set is left whole.
+	NotsentLowat int
 
 	// OOOSegmentsMax and the receive buffer bound the out-of-order queue.
 	OOOSegmentsMax int
@@ -102,6 +109,7 @@ func (cfg *Config) Defaults() {
 	}
 	defi(&cfg.SendBufferMax, 4<<20)
 	defi(&cfg.ReceiveBufferMax, 6<<20)
+	defi(&cfg.NotsentLowat, 128<<10)
 	def(&cfg.RTOInitial, time.Second)
 	def(&cfg.RTOMin, 200*time.Millisecond)
 	def(&cfg.RTOMax, 120*time.Second)

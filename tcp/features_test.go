@@ -57,6 +57,67 @@ func TestNagle(t *testing.T) {
 	h.Expect(S{Flags: ACK | PSH, Seq: 104, Ack: 301, Wnd: hWnd, Data: []byte("d")})
 }
 
+// Writes queue at most Config.NotsentLowat beyond what has been sent
+// (Linux's tcp_notsent_lowat), and a blocked writer hears as soon as the
+// sender has taken all but less than half of it, though no ACK freed any of
+// the buffer; a negative bound leaves the send buffer alone to limit them.
+func TestNotsentLowat(t *testing.T) {
+	const lowat = 16 << 10
+	data := payload(256 << 10)
+	closed := func(t *testing.T, bound int) *harness {
+		h := established(t, func(c *Config) { c.NotsentLowat = bound })
+		h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 0})
+		h.c.TakeEvents()
+		return h
+	}
+	t.Run("bounds what waits", func(t *testing.T) {
+		h := closed(t, lowat)
+		if n, _ := h.c.Write(h.now, data); n != lowat {
+			t.Fatalf("a write with nothing sent took %d, want %d", n, lowat)
+		}
+		h.ExpectNothing()
+		if ws := h.c.WriteSpace(); ws != 0 {
+			t.Fatalf("write space %d with %d unsent", ws, lowat)
+		}
+		// The window opens and nothing is acknowledged: what goes out
+		// makes room all the same.
+		h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 12 << 10})
+		sent := 0
+		for _, sg := range h.Took() {
+			sent += len(sg.Data)
+		}
+		if lowat-sent >= lowat/2 {
+			t.Fatalf("sent %d of %d: the test wants less than half left", sent, lowat)
+		}
+		if ev := h.c.TakeEvents(); ev&EventWritable == 0 {
+			t.Errorf("events %v: the writer is not told of the room", ev)
+		}
+		if ws := h.c.WriteSpace(); ws != sent {
+			t.Errorf("write space %d after %d sent, want %d", ws, sent, sent)
+		}
+	})
+	t.Run("not while more than half waits", func(t *testing.T) {
+		h := closed(t, lowat)
+		h.c.Write(h.now, data)
+		h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: 4 << 10})
+		h.Took()
+		if ev := h.c.TakeEvents(); ev&EventWritable != 0 {
+			t.Errorf("events %v with more than half of the bound unsent", ev)
+		}
+	})
+	t.Run("negative: the send buffer alone", func(t *testing.T) {
+		h := closed(t, -1)
+		if n, _ := h.c.Write(h.now, data); n != bufInitial {
+			t.Fatalf("a write took %d, want the whole starting buffer %d", n, bufInitial)
+		}
+	})
+	t.Run("default", func(t *testing.T) {
+		if h := closed(t, 0); h.c.cfg.NotsentLowat != 128<<10 {
+			t.Fatalf("default bound %d, want 128 KiB", h.c.cfg.NotsentLowat)
+		}
+	})
+}
+
 // Autocorking: with Nagle's algorithm off, a write's short last segment
 // waits while two full segments are unacknowledged on a path of short round
 // trips, with a tail loss probe to bound the wait, until the next write

@@ -98,14 +98,14 @@ func TestInflightCapHoldsFlightAndSendBuffer(t *testing.T) {
 		if round > 40 {
 			t.Fatalf("windows did not grow: send buffer %d, cwnd %d, peer's window %d", h.c.sndBuf, h.c.cwnd, h.c.SndWnd)
 		}
-		h.c.Write(h.now, data[:h.c.WriteSpace()])
+		writeAll(h, data)
 		h.Took()
 		h.Advance(10 * time.Millisecond)
 		h.Send(S{Flags: ACK, Seq: peerISS + 1, Ack: h.c.SndNxt, Wnd: 0xffff})
 	}
 	const capped = 256 << 10
 	h.c.tune().gov.cap = capped
-	h.c.Write(h.now, data[:h.c.WriteSpace()])
+	writeAll(h, data)
 	h.Took()
 	if flight := int(h.c.SndUna.Size(h.c.SndNxt)); flight > capped {
 		t.Errorf("%d in flight under a %d cap", flight, capped)
