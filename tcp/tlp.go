@@ -81,7 +81,7 @@ func (c *Conn) pto() time.Duration { return max(2*c.srtt, c.srtt+4*c.rttvar) }
 // retransmission timeout.
 func (c *Conn) lossProbe(now mono.Time) {
 	c.count(func(st *Stats) { st.LossProbes++ })
-	off := int(c.sndBufSeq.Size(c.SndNxt))
+	off := c.sndSent()
 	unsent := c.snd.Len() - off
 	if n := min(unsent, c.effMSS()); c.sndCur == c.SndNxt && n > 0 && int(c.SndUna.Size(c.SndNxt))+n <= int(c.SndWnd) {
 		c.sendAtCur(now, off, n, unsent, false)
