@@ -128,7 +128,7 @@ func (p *PingConn) closeLocked() {
 	if !p.closed {
 		p.closed = true
 		delete(p.s.pings, p.id)
-		p.readers.wakeLocked()
+		p.readers.wakeLocked(&p.s.mu)
 	}
 }
 
@@ -143,7 +143,7 @@ func (s *Stack) deliverEchoReplyLocked(now mono.Time, h ip.IPv4, m ip.ICMPv4) {
 		return
 	}
 	p.replies = append(p.replies, Echo{From: h.Src(), Seq: m.Seq(), Len: len(m.Payload()), TTL: h.TTL(), At: now})
-	p.readers.wakeLocked()
+	p.readers.wakeLocked(&p.s.mu)
 }
 
 // Ping sends one echo request of size payload bytes to dst and waits for

@@ -303,10 +303,12 @@ func (s *Stack) Receive(now mono.Time, nic *NIC, frames [][]byte) {
 // bufs, when not nil, holds the pooled buffer each frame lies in, lent to
 // the stack: a buffer a connection kept is set to nil, for the caller to
 // replace.
-func (s *Stack) receiveNow(nic *NIC, frames [][]byte, meta []device.VnetHdr, bufs []*[]byte) {
+func (s *Stack) receiveNow(nic *NIC, frames [][]byte, meta []device.VnetHdr, bufs []*[]byte) (woke bool) {
 	s.mu.lockDriver()
 	defer s.mu.Unlock()
+	s.mu.woke = false
 	s.receiveLocked(s.clock(), nic, frames, meta, bufs)
+	return s.mu.woke
 }
 
 func (s *Stack) receiveLocked(now mono.Time, nic *NIC, frames [][]byte, meta []device.VnetHdr, bufs []*[]byte) {

@@ -372,6 +372,6 @@ func (s *Stack) tcpCloseAllLocked() {
 		tc.wakeLocked(true, true)
 	})
 	for _, ln := range s.tcp.listeners {
-		ln.waiters.wakeLocked()
+		ln.waiters.wakeLocked(&s.mu)
 	}
 }

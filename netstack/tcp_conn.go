@@ -60,10 +60,10 @@ func (tc *TCPConn) waitsLocked() *connWaits {
 func (tc *TCPConn) wakeLocked(readers, writers bool) {
 	if w := tc.waits; w != nil {
 		if readers {
-			w.readers.wakeLocked()
+			w.readers.wakeLocked(&tc.s.mu)
 		}
 		if writers {
-			w.writers.wakeLocked()
+			w.writers.wakeLocked(&tc.s.mu)
 		}
 	}
 }

@@ -149,7 +149,7 @@ func (ln *TCPListener) enqueueLocked(now mono.Time, tc *TCPConn) {
 	}
 	tc.inAcceptQ = true
 	ln.acceptQ = append(ln.acceptQ, tc)
-	ln.waiters.wakeLocked()
+	ln.waiters.wakeLocked(&ln.s.mu)
 	if ln.notify != nil {
 		ln.notify()
 	}
@@ -229,7 +229,7 @@ func (ln *TCPListener) Close() error {
 		tc.afterLocked(now)
 	}
 	ln.acceptQ = nil
-	ln.waiters.wakeLocked()
+	ln.waiters.wakeLocked(&ln.s.mu)
 	s.endStepLocked()
 	s.mu.Unlock()
 	ln.deadline.stop()
@@ -238,7 +238,7 @@ func (ln *TCPListener) Close() error {
 
 // SetDeadline sets the deadline for Accept.
 func (ln *TCPListener) SetDeadline(t time.Time) error {
-	moveDeadline(ln.s, ln.deadline, t, ln.waiters.wakeLocked)
+	moveDeadline(ln.s, ln.deadline, t, func() { ln.waiters.wakeLocked(&ln.s.mu) })
 	return nil
 }
 

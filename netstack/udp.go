@@ -200,7 +200,7 @@ func (s *Stack) handleUDPLocked(now mono.Time, nic *NIC, h ip.IPv4) {
 }
 
 func (c *UDPConn) readyLocked() {
-	c.readers.wakeLocked()
+	c.readers.wakeLocked(&c.s.mu)
 	if c.notify != nil {
 		c.notify()
 	}
@@ -437,14 +437,14 @@ func (c *UDPConn) RemoteAddr() net.Addr {
 
 // SetDeadline implements net.Conn.
 func (c *UDPConn) SetDeadline(t time.Time) error {
-	moveDeadline(c.s, c.readDeadline, t, c.readers.wakeLocked)
+	moveDeadline(c.s, c.readDeadline, t, func() { c.readers.wakeLocked(&c.s.mu) })
 	c.writeDeadline.set(t) // a write never blocks
 	return nil
 }
 
 // SetReadDeadline implements net.Conn.
 func (c *UDPConn) SetReadDeadline(t time.Time) error {
-	moveDeadline(c.s, c.readDeadline, t, c.readers.wakeLocked)
+	moveDeadline(c.s, c.readDeadline, t, func() { c.readers.wakeLocked(&c.s.mu) })
 	return nil
 }
 

@@ -51,17 +51,20 @@ func (w *waitList) block(mu *loopLock, stop <-chan struct{}) bool {
 	return woken
 }
 
-// wakeLocked wakes every waiter.
-func (w *waitList) wakeLocked() {
+// wakeLocked wakes every waiter. mu is the loop lock, held: it notes that
+// a blocked goroutine was woken (loopLock.woke).
+func (w *waitList) wakeLocked(mu *loopLock) {
 	if w.oneBusy {
 		select {
 		case w.one <- struct{}{}:
+			mu.woke = true
 		default: // a token is already there
 		}
 	}
 	if w.many != nil {
 		close(w.many)
 		w.many = nil
+		mu.woke = true
 	}
 }
 

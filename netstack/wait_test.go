@@ -6,7 +6,9 @@ import (
 
 // Every goroutine blocked on a waitList wakes: the first, on the reused
 // one-slot channel, and those that blocked while it waited, on the shared
-// one; a wait ended by its stop channel leaves the list as it found it.
+// one, and the loop lock notes that someone was woken (the device reader
+// yields to it); a wait ended by its stop channel leaves the list as it
+// found it, and a wake-up with nobody waiting notes nothing.
 func TestWaitListWakesEveryWaiter(t *testing.T) {
 	s := New(Config{})
 	defer s.Close()
@@ -25,10 +27,15 @@ func TestWaitListWakesEveryWaiter(t *testing.T) {
 	waitUntil(t, s, "all three to block", func() bool { return registered == n })
 	s.mu.Lock()
 	busy, shared := w.oneBusy, w.many != nil
-	w.wakeLocked()
+	s.mu.woke = false
+	w.wakeLocked(&s.mu)
+	noted := s.mu.woke
 	s.mu.Unlock()
 	if !busy || !shared {
 		t.Fatalf("three waiters: busy %v, shared channel %v", busy, shared)
+	}
+	if !noted {
+		t.Error("waking three waiters was not noted")
 	}
 	for range n {
 		if !<-woken {
@@ -41,8 +48,9 @@ func TestWaitListWakesEveryWaiter(t *testing.T) {
 	s.mu.Lock()
 	wokenAfterStop := w.block(&s.mu, stop)
 	waiting, tokens := w.waitingLocked(), len(w.one)
-	w.wakeLocked() // nobody waits: no token is left for the next
-	leftover := len(w.one)
+	s.mu.woke = false
+	w.wakeLocked(&s.mu) // nobody waits: no token is left for the next
+	leftover, noted := len(w.one), s.mu.woke
 	s.mu.Unlock()
 	switch {
 	case wokenAfterStop:
@@ -51,6 +59,8 @@ func TestWaitListWakesEveryWaiter(t *testing.T) {
 		t.Fatalf("after a stopped wait: waiting %v, %d tokens", waiting, tokens)
 	case leftover != 0:
 		t.Fatal("a wake-up with no waiter left a token")
+	case noted:
+		t.Fatal("a wake-up with no waiter was noted")
 	}
 }
 
