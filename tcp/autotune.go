@@ -117,13 +117,22 @@ func (c *Conn) sndLimit() int {
 	if c.sndLocked {
 		return n
 	}
-	if lowat := c.cfg.NotsentLowat; lowat > 0 {
+	if lowat := c.notsentLowat(); lowat > 0 {
 		n = min(n, c.sndSent()+lowat)
 	}
 	if capped := c.inflightCap(); capped > 0 {
 		n = min(n, max(2*capped, int(c.bufStart())))
 	}
 	return n
+}
+
+// notsentLowat is Config.NotsentLowat where it applies (not to a buffer
+// the user set), else 0.
+func (c *Conn) notsentLowat() int {
+	if c.sndLocked {
+		return 0
+	}
+	return max(c.cfg.NotsentLowat, 0)
 }
 
 // sndSent is how much of the send buffer has been sent at least once.

@@ -367,7 +367,7 @@ func (c *Conn) sendData(now mono.Time, mode sendMode) {
 		if !retx {
 			c.growSndBuf()
 			c.govSent()
-			if lowat := c.cfg.NotsentLowat; lowat > 0 && !c.sndLocked && unsent-n < lowat/2 && unsent >= lowat/2 {
+			if lowat := c.notsentLowat(); lowat > 0 && unsent-n < lowat/2 && unsent >= lowat/2 {
 				c.ev |= EventWritable // room for a blocked writer (sndLimit)
 			}
 		}
