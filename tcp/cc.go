@@ -68,6 +68,18 @@ func renoOnLoss(flight, mss int, acc *int) int {
 	return max(flight/2, 2*mss)
 }
 
+// cwndUsed reports whether the flight the ACK arrived on used the
+// congestion window: only then does the window grow (RFC 7661's
+// validation, as Linux's tcp_is_cwnd_limited). A window a sender did not
+// fill, because the application or the peer's window held it back, was
+// never tested by the path; grown anyway it would reach any size on a
+// receiver-limited transfer and, once the peer's window opened, release
+// all of it at once. Linux's slow-start rule is applied throughout: the
+// window grows while it is under twice the flight, so a burst after such a
+// period is at most the flight again, and a sender whose segments do not
+// fit the window exactly still counts as using it.
+func (c *Conn) cwndUsed() bool { return 2*int(c.SndUna.Size(c.SndNxt)) > c.cwnd }
+
 // ccOnAck and ccOnLoss call the connection's algorithm. NewReno, the
 // default, keeps its one counter in the Conn (renoAcc) and is called
 // directly: no allocation per connection and no indirect call per ACK.

@@ -654,3 +654,50 @@ func TestReadACKsMoreThanASegment(t *testing.T) {
 	h.ReadAll()
 	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301 + 1560, Wnd: hWnd})
 }
+
+// The congestion window grows only on ACKs of a flight that used it (RFC
+// 7661; Linux's tcp_is_cwnd_limited): a sender the peer's window holds back
+// keeps it under twice the window, one whose application sends little
+// keeps the initial window, and one that fills it grows it as before.
+func TestCwndGrowsOnlyWhenUsed(t *testing.T) {
+	const peerWnd = 8 * 1460
+	// rounds of: write what the send buffer takes, let everything sent be
+	// acknowledged with a window of wnd.
+	rounds := func(h *harness, n, wnd int, data []byte) {
+		t.Helper()
+		for range n {
+			writeAll(h, data)
+			for h.c.SndUna != h.c.SndNxt {
+				h.Took()
+				h.Advance(time.Millisecond)
+				h.Send(S{Flags: ACK, Seq: peerISS + 1, Ack: h.c.SndNxt, Wnd: uint16(wnd)})
+			}
+		}
+	}
+	t.Run("peer's window", func(t *testing.T) {
+		h := established(t)
+		h.Send(S{Flags: ACK, Seq: peerISS + 1, Ack: ourISS + 1, Wnd: peerWnd})
+		rounds(h, 200, peerWnd, make([]byte, 64<<10))
+		if got := h.c.Cwnd(); got > 2*peerWnd+2*1460 {
+			t.Errorf("cwnd %d after 200 rounds held to a %d-byte window, want at most about twice it", got, peerWnd)
+		}
+		// The window opens: cwnd limits again, and grows.
+		before := h.c.Cwnd()
+		rounds(h, 10, hWnd, make([]byte, 64<<10))
+		if h.c.Cwnd() <= before {
+			t.Errorf("cwnd %d did not grow from %d once it limited the flight", h.c.Cwnd(), before)
+		}
+	})
+	t.Run("application", func(t *testing.T) {
+		h := established(t)
+		iw := h.c.Cwnd()
+		for range 200 {
+			h.Write("x")
+			h.Took()
+			h.Send(S{Flags: ACK, Seq: peerISS + 1, Ack: h.c.SndNxt, Wnd: hWnd})
+		}
+		if got := h.c.Cwnd(); got != iw {
+			t.Errorf("cwnd %d after 200 one-byte exchanges, want the initial %d", got, iw)
+		}
+	})
+}

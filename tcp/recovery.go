@@ -23,6 +23,7 @@ import (
 // send buffer, the timers, and congestion control in and out of recovery.
 func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 	acked := int(c.SndUna.Size(a))
+	used := c.cwndUsed() // before SND.UNA moves
 	if !c.rttSampleAt(now, a) {
 		c.rttSampleTS(now, s)
 	}
@@ -30,7 +31,9 @@ func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 	c.govOnAck(now)
 	c.dupAcks = 0
 	if !c.inRecov {
-		c.cwnd = c.ccOnAck(now, acked)
+		if used {
+			c.cwnd = c.ccOnAck(now, acked)
+		}
 		return
 	}
 	if a.GreaterThanEq(c.recover) {
