@@ -13,7 +13,9 @@ import (
 // deterministic: integers only.
 type CongestionControl interface {
 	// OnAck returns the new window after acked bytes were newly
-	// acknowledged outside loss recovery.
+	// acknowledged outside loss recovery. acked is 0 for an ACK of a
+	// flight that did not use the window (cwndUsed): the window must not
+	// grow, and an algorithm that keeps time can leave such periods out.
 	OnAck(now mono.Time, cwnd, ssthresh, acked int, srtt time.Duration) (newCwnd int)
 	// OnLoss returns the slow-start threshold after a loss is detected,
 	// by duplicate ACKs or a timeout, with flight bytes in flight.

@@ -22,6 +22,9 @@ type Cubic struct {
 	wEst       int // Reno-friendly estimate, bytes
 	renoAcc    int
 	cubicCarry int // bytes of increase owed below one byte per ACK
+	// heldSince is when ACKs began to come for flights that did not use
+	// the window, 0 while they do: the curve's clock stops meanwhile.
+	heldSince mono.Time
 }
 
 const (
@@ -75,6 +78,21 @@ func (q *Cubic) OnLoss(_ mono.Time, cwnd, _ int) int {
 }
 
 func (q *Cubic) OnAck(now mono.Time, cwnd, ssthresh, acked int, srtt time.Duration) int {
+	if acked == 0 {
+		// The application or the peer's window holds the flight back: no
+		// growth, and the time does not count towards the curve (RFC 9438
+		// §5.8; Linux moves the epoch on by an idle period the same way).
+		if q.heldSince == 0 {
+			q.heldSince = max(now, 1)
+		}
+		return cwnd
+	}
+	if q.heldSince != 0 {
+		if q.inEpoch {
+			q.epoch = q.epoch.Add(now.Sub(q.heldSince))
+		}
+		q.heldSince = 0
+	}
 	if cwnd < ssthresh {
 		return slowStart(cwnd, ssthresh, acked)
 	}

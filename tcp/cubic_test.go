@@ -70,3 +70,43 @@ func TestCongestionControlByName(t *testing.T) {
 		t.Error("an unknown name was taken")
 	}
 }
+
+// Time in which the flight did not use the window (ACKs with acked 0) does
+// not count towards the curve (RFC 9438 §5.8): a connection held back for
+// five seconds in the middle of its recovery from a loss then grows as one
+// that never paused.
+func TestCubicClockStopsWhileHeldBack(t *testing.T) {
+	const mss = 1000
+	rtt := 100 * time.Millisecond
+	run := func(active1, held, active2 int) int {
+		q := NewCubic(mss).(*Cubic)
+		w := 100 * mss
+		ss := q.OnLoss(0, w, w)
+		cwnd := ss
+		now := mono.Time(time.Second)
+		step := func(acked int) {
+			now = now.Add(rtt)
+			for sent := 0; sent < cwnd; sent += mss {
+				if got := q.OnAck(now, cwnd, ss, acked, rtt); acked == 0 && got != cwnd {
+					t.Fatalf("the window grew from %d to %d on an ACK of a flight that did not use it", cwnd, got)
+				} else {
+					cwnd = got
+				}
+			}
+		}
+		for range active1 {
+			step(mss)
+		}
+		for range held {
+			step(0)
+		}
+		for range active2 {
+			step(mss)
+		}
+		return cwnd
+	}
+	paused, straight := run(10, 50, 20), run(10, 0, 20)
+	if paused != straight {
+		t.Errorf("cwnd %d after 3 s of growth around 5 s held back, %d after 3 s straight", paused, straight)
+	}
+}

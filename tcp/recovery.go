@@ -31,9 +31,10 @@ func (c *Conn) onNewACK(now mono.Time, a seq.Value, s *Segment) {
 	c.govOnAck(now)
 	c.dupAcks = 0
 	if !c.inRecov {
-		if used {
-			c.cwnd = c.ccOnAck(now, acked)
+		if !used {
+			acked = 0
 		}
+		c.cwnd = c.ccOnAck(now, acked)
 		return
 	}
 	if a.GreaterThanEq(c.recover) {
