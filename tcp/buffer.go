@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"sort"
 	"sync"
 
 	"github.com/tapstack/tapstack/internal/bufpool"
@@ -24,12 +25,17 @@ type recvBuffer struct{ ring }
 // oooQueue holds segments received beyond a hole, sorted by sequence
 // number, each copied into its own chunk. It is bounded in segments and in
 // bytes; what does not fit is dropped (the sender will retransmit it).
+// It must hold a window's worth: a window of thousands of segments that
+// loses one holds the rest here until the retransmission arrives, so
+// finding a segment's place is a binary search and the front is taken
+// without moving the rest.
 // A connection takes one from a pool when a segment arrives out of order
 // and gives it back once the hole is filled, so connections receiving in
 // order carry none; the SACK blocks to report describe queued data and
 // live with it. A nil queue is empty.
 type oooQueue struct {
-	segs  []oooSeg
+	all   []oooSeg // the queue is all[head:]
+	head  int
 	bytes int // memory held
 
 	sackRecent  [MaxSACKBlocks]SACKBlock // blocks to report, the latest arrival's first
@@ -68,8 +74,11 @@ func (q *oooQueue) len() int {
 	if q == nil {
 		return 0
 	}
-	return len(q.segs)
+	return len(q.all) - q.head
 }
+
+// segs returns the queued segments, in order.
+func (q *oooQueue) segs() []oooSeg { return q.all[q.head:] }
 
 // size returns the memory the queue holds.
 func (q *oooQueue) size() int {
@@ -80,18 +89,24 @@ func (q *oooQueue) size() int {
 }
 
 // insert queues [at, at+len(p)) and reports whether it was kept. A segment
-// wholly covered by one already queued is a duplicate and is not.
+// wholly covered by the nearest one queued at or before it is a duplicate
+// and is not. (One inside a longer segment further back is kept: segments
+// may overlap, and taking them in order trims what was already taken.)
 func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes int) bool {
 	end := at.Add(seq.Size(len(p)))
-	i := 0
-	for i < len(q.segs) && q.segs[i].seq.LessThanEq(at) {
-		s := &q.segs[i]
+	segs := q.segs()
+	// i: the first segment starting after at; arrivals usually go last.
+	i := len(segs)
+	if i > 0 && !segs[i-1].seq.LessThanEq(at) {
+		i = sort.Search(len(segs), func(k int) bool { return segs[k].seq.GreaterThan(at) })
+	}
+	if i > 0 {
+		s := &segs[i-1]
 		if s.seq.Add(seq.Size(s.n)).GreaterThanEq(end) && (s.fin || !fin) && len(p) > 0 {
 			return false
 		}
-		i++
 	}
-	if len(q.segs) >= maxSegs {
+	if len(segs) >= maxSegs {
 		return false
 	}
 	var b *[]byte
@@ -104,25 +119,34 @@ func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes in
 		copy(*b, p)
 		q.bytes += len(*b)
 	}
-	q.segs = append(q.segs, oooSeg{})
-	copy(q.segs[i+1:], q.segs[i:])
-	q.segs[i] = oooSeg{seq: at, b: b, n: len(p), fin: fin}
+	if q.head > 0 && len(q.all) == cap(q.all) {
+		// Reuse the room taken segments left at the front.
+		n := copy(q.all, q.all[q.head:])
+		clear(q.all[n:])
+		q.all, q.head = q.all[:n], 0
+	}
+	i += q.head
+	q.all = append(q.all, oooSeg{})
+	copy(q.all[i+1:], q.all[i:])
+	q.all[i] = oooSeg{seq: at, b: b, n: len(p), fin: fin}
 	return true
 }
 
 func (q *oooQueue) popFront() {
-	s := q.segs[0]
+	s := &q.all[q.head]
 	if s.b != nil {
 		q.bytes -= len(*s.b)
 		putChunk(s.b)
 	}
-	copy(q.segs, q.segs[1:])
-	q.segs[len(q.segs)-1] = oooSeg{}
-	q.segs = q.segs[:len(q.segs)-1]
+	*s = oooSeg{}
+	q.head++
+	if q.head == len(q.all) {
+		q.all, q.head = q.all[:0], 0
+	}
 }
 
 func (q *oooQueue) clear() {
-	for len(q.segs) > 0 {
+	for q.len() > 0 {
 		q.popFront()
 	}
 }

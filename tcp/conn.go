@@ -71,7 +71,10 @@ type Config struct {
 	// set is left whole.
 	NotsentLowat int
 
-	// OOOSegmentsMax and the receive buffer bound the out-of-order queue.
+	// OOOSegmentsMax and the receive buffer bound the out-of-order queue:
+	// 4096 segments by default, so that the memory bound (ReceiveBufferMax
+	// of chunks, 3072 segments of 1448 bytes by default) is the one that
+	// holds, as Linux bounds it by the receive buffer alone.
 	OOOSegmentsMax int
 
 	// NewCongestionControl makes a connection's congestion controller; nil
@@ -123,7 +126,7 @@ func (cfg *Config) Defaults() {
 	def(&cfg.KeepIdle, 2*time.Hour)
 	def(&cfg.KeepIntvl, 75*time.Second)
 	defi(&cfg.KeepCount, 9)
-	defi(&cfg.OOOSegmentsMax, 256)
+	defi(&cfg.OOOSegmentsMax, 4096)
 	if cfg.scratch == nil {
 		cfg.scratch = new(scratch)
 	}

@@ -502,6 +502,41 @@ func TestOutOfOrderAndSACK(t *testing.T) {
 	}
 }
 
+// A window of thousands of segments that loses its first one is held
+// whole until the retransmission arrives, arriving in order or not: the
+// out-of-order queue is bounded by the receive buffer, not by a few
+// hundred segments (it once was by 256, and a lossy path with a megabyte
+// window lost the rest of every such window at the receiver).
+func TestOutOfOrderHoldsAWindow(t *testing.T) {
+	const segs = 3000
+	h := established(t, func(c *Config) { c.ReceiveBufferMax = 6 << 20; c.SendBufferMax = 1 << 20 })
+	h.c.SetBufferSizes(0, 6<<20)
+	h.c.quickAcks = 0
+	data := payload(1000)
+	order := make([]int, 0, segs)
+	for i := 1; i < segs; i++ {
+		order = append(order, i)
+	}
+	// Mostly in order, some late: swap neighbours every 7th segment.
+	for i := 0; i+1 < len(order); i += 7 {
+		order[i], order[i+1] = order[i+1], order[i]
+	}
+	for _, i := range order {
+		h.Send(S{Flags: ACK, Seq: seqv(301 + uint32(i)*1000), Ack: 101, Wnd: hWnd, Data: data})
+	}
+	h.Took()
+	if h.stats.OutOfOrderDropped != 0 || h.c.ooo.len() != segs-1 {
+		t.Fatalf("%d segments queued out of order, %d dropped; want all %d", h.c.ooo.len(), h.stats.OutOfOrderDropped, segs-1)
+	}
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: data})
+	if got, want := h.c.RcvNxt, seqv(301+segs*1000); got != want || h.c.ooo != nil {
+		t.Fatalf("RCV.NXT %d after the hole filled, want %d (queue %d)", got, want, h.c.ooo.len())
+	}
+	if n := h.c.Readable(); n != segs*1000 {
+		t.Fatalf("readable %d, want %d", n, segs*1000)
+	}
+}
+
 // SYN cookies: with the SYN queue full, a SYN is answered statelessly and
 // the ACK that echoes the cookie builds the connection, options included.
 func TestSYNCookies(t *testing.T) {

@@ -455,7 +455,7 @@ func (c *Conn) pullOOO() (fin bool) {
 
 func (c *Conn) pullOOOSegs() (fin bool) {
 	for c.ooo.len() > 0 {
-		o := &c.ooo.segs[0]
+		o := &c.ooo.segs()[0]
 		end := o.seq.Add(seq.Size(o.n))
 		if o.seq.GreaterThan(c.RcvNxt) {
 			return false

@@ -586,8 +586,9 @@ func (c *Conn) noteSACK(left, right seq.Value) {
 	// The contiguous run of queued data around the arrival.
 	q := c.ooo
 	l, r := left, right
-	for i := range q.segs {
-		sg := &q.segs[i]
+	segs := q.segs()
+	for i := range segs {
+		sg := &segs[i]
 		sl, sr := sg.seq, sg.seq.Add(seq.Size(sg.n))
 		if sg.fin {
 			sr = sr.Add(1)
