@@ -70,6 +70,15 @@ type oooSeg struct {
 	fin bool
 }
 
+// end is where the segment's sequence space ends, its FIN counted.
+func (s *oooSeg) end() seq.Value {
+	e := s.seq.Add(seq.Size(s.n))
+	if s.fin {
+		e = e.Add(1)
+	}
+	return e
+}
+
 func (q *oooQueue) len() int {
 	if q == nil {
 		return 0

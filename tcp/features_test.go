@@ -502,6 +502,26 @@ func TestOutOfOrderAndSACK(t *testing.T) {
 	}
 }
 
+// The block reported for an arrival covers the whole run of data it joins,
+// on both sides (it once missed what lay two segments or more to its left).
+func TestSACKBlockCoversTheRun(t *testing.T) {
+	h := established(t)
+	for _, at := range []uint32{401, 501, 701, 601} {
+		h.Send(S{Flags: ACK, Seq: seqv(at), Ack: 101, Wnd: hWnd, Data: payload(100)})
+	}
+	got := h.Took()
+	last := got[len(got)-1]
+	if last.Opts.NumSACK < 1 || last.Opts.SACKBlocks[0] != (SACKBlock{401, 801}) {
+		t.Fatalf("after the run 401-801 closed: %v, want the first block 401-801", last)
+	}
+	h.Send(S{Flags: ACK, Seq: seqv(901), Ack: 101, Wnd: hWnd, Data: payload(100)})
+	h.Send(S{Flags: ACK, Seq: seqv(801), Ack: 101, Wnd: hWnd, Data: payload(100)})
+	got = h.Took()
+	if last := got[len(got)-1]; last.Opts.SACKBlocks[0] != (SACKBlock{401, 1001}) {
+		t.Fatalf("after 801 joined two runs: %v, want the first block 401-1001", last)
+	}
+}
+
 // A window of thousands of segments that loses its first one is held
 // whole until the retransmission arrives, arriving in order or not: the
 // out-of-order queue is bounded by the receive buffer, not by a few

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"sort"
 	"sync"
 
 	"github.com/tapstack/tapstack/mono"
@@ -583,19 +584,17 @@ func (b *scoreboard) lostAbove(x seq.Value, mss int) bool {
 // selective_acks. Reporting the lowest blocks instead would hide every
 // block above the fourth from the sender.
 func (c *Conn) noteSACK(left, right seq.Value) {
-	// The contiguous run of queued data around the arrival.
+	// The contiguous run of queued data around the arrival, walking out
+	// from it (the queue may hold thousands of segments).
 	q := c.ooo
 	l, r := left, right
 	segs := q.segs()
-	for i := range segs {
-		sg := &segs[i]
-		sl, sr := sg.seq, sg.seq.Add(seq.Size(sg.n))
-		if sg.fin {
-			sr = sr.Add(1)
-		}
-		if sl.LessThanEq(r) && l.LessThanEq(sr) {
-			l, r = seq.Min(l, sl), seq.Max(r, sr)
-		}
+	i := sort.Search(len(segs), func(k int) bool { return segs[k].seq.GreaterThan(left) })
+	for j := i; j < len(segs) && segs[j].seq.LessThanEq(r); j++ {
+		r = seq.Max(r, segs[j].end())
+	}
+	for j := i - 1; j >= 0 && l.LessThanEq(segs[j].end()); j-- {
+		l, r = seq.Min(l, segs[j].seq), seq.Max(r, segs[j].end())
 	}
 	blk := SACKBlock{l, r}
 	out := q.sackRecent
