@@ -1,0 +1,189 @@
+//go:build linux
+
+package tcp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/tapstack/tapstack/device"
+	"github.com/tapstack/tapstack/internal/testnet"
+	"github.com/tapstack/tapstack/tcp/seq"
+)
+
+// The kernel is the reference for what a receiver reports of out-of-order
+// data: the same segments, with holes, go to Linux's TCP (from a raw socket
+// on a veth, to a listener in a namespace) and to a Conn, and every ACK
+// must carry the same acknowledgment and the same SACK blocks in the same
+// order (RFC 2018 §4: the block holding the latest arrival first, then the
+// others as last reported, each the whole run of data it belongs to).
+func TestKernelReferenceSACKBlocks(t *testing.T) {
+	testnet.RequireRoot(t)
+	testnet.RequireTool(t, "socat")
+	// Names from the process ID: our end of the veth lives in the host
+	// namespace, where two trees' test runs at once must not collide.
+	id := os.Getpid() % 100000
+	ns := testnet.NewNS(t, fmt.Sprintf("tsks%d", id))
+	kname, oname := fmt.Sprintf("tsk%dk", id), fmt.Sprintf("tsk%do", id)
+	ns.Sysctl(t, "net.ipv6.conf.all.disable_ipv6", "1")
+	ns.Sysctl(t, "net.ipv6.conf.default.disable_ipv6", "1")
+	kernelAddr, ourAddr := netip.MustParseAddr("10.96.7.1"), netip.MustParseAddr("10.96.7.2")
+	kernel, ours := ns.AddVeth(t, kname, netip.PrefixFrom(kernelAddr, 24), oname, nil)
+	dev, err := device.OpenRaw(oname, device.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel.WaitUp(t)
+	ours.WaitUp(t)
+	testnet.Exec(t, ns, "ip", "neigh", "replace", ourAddr.String(), "lladdr", dev.LinkAddr().String(), "dev", kname, "nud", "permanent")
+	const port = 5599
+	testnet.Start(t, ns, "socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port), "/dev/null")
+	kmac := kernel.MAC(t)
+
+	peer := newRawPeer(t, dev, kmac, ourAddr, kernelAddr, port)
+	const iss = 7000
+	var synack *layers.TCP
+	testnet.WaitFor(t, 10*time.Second, "the kernel's listener to answer a SYN", func() bool {
+		peer.send(&layers.TCP{SYN: true, Seq: iss, Window: 65535, Options: []layers.TCPOption{
+			{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
+			{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2},
+		}}, nil)
+		synack = peer.recv(500 * time.Millisecond)
+		return synack != nil && synack.SYN && synack.ACK
+	})
+	irs := synack.Seq
+	peer.send(&layers.TCP{ACK: true, Seq: iss + 1, Ack: irs + 1, Window: 65535}, nil)
+
+	// Our side: the harness's Conn receives the same data (its peer's ISS
+	// is 300, the data starts at 301; the kernel's at iss+1).
+	h := established(t)
+	data := make([]byte, 100)
+	// At most three runs at a time: Linux remembers only the four blocks
+	// it reports, and an arrival that joins a run it forgot gets a block of
+	// its own, where RFC 2018 §4 asks for the whole contiguous run, as we
+	// report it (from the queue itself).
+	for _, off := range []uint32{100, 200, 400, 300, 700, 600, 900, 500, 1100, 1000, 800, 0} {
+		peer.send(&layers.TCP{ACK: true, PSH: true, Seq: iss + 1 + off, Ack: irs + 1, Window: 65535}, data)
+		ka := peer.recv(2 * time.Second)
+		if ka == nil {
+			t.Fatalf("segment at +%d: no ACK from the kernel", off)
+		}
+		h.Send(S{Flags: ACK, Seq: seqv(301 + off), Ack: 101, Wnd: hWnd, Data: data})
+		got := h.Took()
+		if len(got) != 1 {
+			t.Fatalf("segment at +%d: we sent %d segments, want one ACK: %v", off, len(got), got)
+		}
+		want := kernelView(ka, iss+1)
+		if mine := ourView(got[0], 301); mine != want {
+			t.Errorf("segment at +%d: kernel ACKs %s, we ACK %s", off, want, mine)
+		}
+	}
+}
+
+// kernelView and ourView render an ACK relative to the start of the data:
+// "ack N sack [a,b) [c,d)".
+func kernelView(a *layers.TCP, base uint32) string {
+	s := fmt.Sprintf("ack %d sack", a.Ack-base)
+	for _, o := range a.Options {
+		if o.OptionType != layers.TCPOptionKindSACK {
+			continue
+		}
+		for i := 0; i+8 <= len(o.OptionData); i += 8 {
+			l := uint32(o.OptionData[i])<<24 | uint32(o.OptionData[i+1])<<16 | uint32(o.OptionData[i+2])<<8 | uint32(o.OptionData[i+3])
+			r := uint32(o.OptionData[i+4])<<24 | uint32(o.OptionData[i+5])<<16 | uint32(o.OptionData[i+6])<<8 | uint32(o.OptionData[i+7])
+			s += fmt.Sprintf(" [%d,%d)", l-base, r-base)
+		}
+	}
+	return s
+}
+
+func ourView(a S, base seq.Value) string {
+	s := fmt.Sprintf("ack %d sack", uint32(a.Ack)-uint32(base))
+	for _, b := range a.Opts.SACKBlocks[:a.Opts.NumSACK] {
+		s += fmt.Sprintf(" [%d,%d)", uint32(b.Left)-uint32(base), uint32(b.Right)-uint32(base))
+	}
+	return s
+}
+
+// rawPeer sends crafted TCP segments from a raw socket and reads the
+// replies to them.
+type rawPeer struct {
+	t            *testing.T
+	dev          *device.RawSocket
+	src, dst     net.HardwareAddr
+	srcIP, dstIP netip.Addr
+	dstPort      uint16
+	in           chan *layers.TCP
+	done         chan struct{}
+}
+
+const rawPeerPort = 40123
+
+func newRawPeer(t *testing.T, dev *device.RawSocket, dst net.HardwareAddr, srcIP, dstIP netip.Addr, dstPort uint16) *rawPeer {
+	p := &rawPeer{t: t, dev: dev, src: dev.LinkAddr(), dst: dst, srcIP: srcIP, dstIP: dstIP, dstPort: dstPort,
+		in: make(chan *layers.TCP, 64), done: make(chan struct{})}
+	go p.read()
+	t.Cleanup(func() {
+		dev.Close()
+		<-p.done
+	})
+	return p
+}
+
+// read passes on the TCP segments to our port until the device closes.
+func (p *rawPeer) read() {
+	defer close(p.done)
+	bufs := [][]byte{make([]byte, device.Headroom+2048)}
+	sizes := []int{0}
+	for {
+		n, err := p.dev.ReadBatch(bufs, sizes, device.Headroom)
+		if err != nil {
+			return
+		}
+		if n == 0 {
+			continue
+		}
+		pkt := gopacket.NewPacket(bufs[0][device.Headroom:device.Headroom+sizes[0]], layers.LayerTypeEthernet, gopacket.Default)
+		if tcp, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && tcp.DstPort == rawPeerPort {
+			select {
+			case p.in <- tcp:
+			default: // nobody is reading: dropped
+			}
+		}
+	}
+}
+
+func (p *rawPeer) send(h *layers.TCP, payload []byte) {
+	p.t.Helper()
+	eth := &layers.Ethernet{SrcMAC: p.src, DstMAC: p.dst, EthernetType: layers.EthernetTypeIPv4}
+	ip4 := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: p.srcIP.AsSlice(), DstIP: p.dstIP.AsSlice()}
+	h.SrcPort, h.DstPort = rawPeerPort, layers.TCPPort(p.dstPort)
+	if err := h.SetNetworkLayerForChecksum(ip4); err != nil {
+		p.t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(buf, opts, eth, ip4, h, gopacket.Payload(payload)); err != nil {
+		p.t.Fatal(err)
+	}
+	frame := append(make([]byte, device.Headroom), buf.Bytes()...)
+	if _, err := p.dev.WriteBatch([][]byte{frame}, device.Headroom); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// recv returns the next TCP segment to our port within d, or nil.
+func (p *rawPeer) recv(d time.Duration) *layers.TCP {
+	select {
+	case s := <-p.in:
+		return s
+	case <-time.After(d):
+		return nil
+	}
+}
