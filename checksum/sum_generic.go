@@ -17,13 +17,14 @@ func sumGeneric(b []byte, initial uint16) uint16 { return sumGo(b, initial, fals
 // folded sum is the same as having summed big-endian words. Every load goes
 // through encoding/binary, so any alignment is fine.
 func sumGo(b []byte, initial uint16, bulk bool) uint16 {
+	// initial joins last, with one end-around add to the buffer's folded
+	// sum: callers chain sums (a pseudo-header's, then the segment's), and
+	// the less of a sum that waits for the one before, the shorter the
+	// chain (folding initial in before the fold made every chained sum
+	// wait through it).
 	if bulk && len(b) >= bulkMin {
-		// sumBulk's result is below 2^32: adding initial cannot overflow.
-		return bits.ReverseBytes16(Fold(sumBulk(b) + uint64(bits.ReverseBytes16(initial))))
+		return Combine(initial, bits.ReverseBytes16(Fold(sumBulk(b))))
 	}
-	// initial joins at the end, not the start: callers chain sums (a
-	// pseudo-header's, then the segment's), and a chain that began with
-	// it would make each sum wait for the one before.
 	var acc uint64
 	// Add-with-carry chains: bits.Add64 with the carry passed straight on
 	// compiles to ADC. Each chain starts afresh and parks its carry out in
@@ -85,9 +86,9 @@ func sumGo(b []byte, initial uint16, bulk bool) uint16 {
 			t |= uint64(b[n-1]) << (8 * (n - 1))
 		}
 	}
-	// t < 2^56, carries < 2^58 (at most one per 8 bytes) and initial
-	// < 2^16: their sum does not overflow, and after a carry out acc is
-	// small enough that adding c cannot carry again.
-	acc, c = bits.Add64(acc, t+carries+uint64(bits.ReverseBytes16(initial)), 0)
-	return bits.ReverseBytes16(Fold(acc + c))
+	// t < 2^56 and carries < 2^58 (at most one per 8 bytes): their sum
+	// does not overflow, and after a carry out acc is small enough that
+	// adding c cannot carry again.
+	acc, c = bits.Add64(acc, t+carries, 0)
+	return Combine(initial, bits.ReverseBytes16(Fold(acc+c)))
 }
