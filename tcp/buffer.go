@@ -97,11 +97,13 @@ func (q *oooQueue) size() int {
 	return q.bytes
 }
 
-// insert queues [at, at+len(p)) and reports whether it was kept. A segment
-// wholly covered by the nearest one queued at or before it is a duplicate
-// and is not. (One inside a longer segment further back is kept: segments
-// may overlap, and taking them in order trims what was already taken.)
-func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes int) bool {
+// insert queues [at, at+len(p)) and reports whether it was kept, and if not
+// whether it was a duplicate: wholly covered by the nearest segment queued
+// at or before it. (One inside a longer segment further back is kept:
+// segments may overlap, and taking them in order trims what was already
+// taken.) A segment that is not a duplicate and is not kept did not fit
+// the bounds.
+func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes int) (kept, dup bool) {
 	end := at.Add(seq.Size(len(p)))
 	segs := q.segs()
 	// i: the first segment starting after at; arrivals usually go last.
@@ -112,18 +114,18 @@ func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes in
 	if i > 0 {
 		s := &segs[i-1]
 		if s.seq.Add(seq.Size(s.n)).GreaterThanEq(end) && (s.fin || !fin) && len(p) > 0 {
-			return false
+			return false, true
 		}
 	}
 	if len(segs) >= maxSegs {
-		return false
+		return false, false
 	}
 	var b *[]byte
 	if len(p) > 0 {
 		b = getChunk(len(p))
 		if q.bytes+len(*b) > maxBytes {
 			putChunk(b)
-			return false
+			return false, false
 		}
 		copy(*b, p)
 		q.bytes += len(*b)
@@ -138,7 +140,7 @@ func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes in
 	q.all = append(q.all, oooSeg{})
 	copy(q.all[i+1:], q.all[i:])
 	q.all[i] = oooSeg{seq: at, b: b, n: len(p), fin: fin}
-	return true
+	return true, false
 }
 
 func (q *oooQueue) popFront() {

@@ -502,6 +502,30 @@ func TestOutOfOrderAndSACK(t *testing.T) {
 	}
 }
 
+// D-SACK (RFC 2883 §4.1): a segment held out of order that comes again is
+// reported first, then the block holding it; a segment partly below
+// RCV.NXT has that part reported. (Linux does both; see the
+// kernel-reference test.)
+func TestDSACKForDuplicates(t *testing.T) {
+	h := established(t)
+	h.Send(S{Flags: ACK, Seq: 301, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	h.Advance(time.Second) // the delayed ACK
+	h.Took()
+	h.Send(S{Flags: ACK, Seq: 601, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	h.Took()
+	h.Send(S{Flags: ACK, Seq: 601, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	got := h.Took()
+	if len(got) != 1 || got[0].Opts.NumSACK != 2 || got[0].Opts.SACKBlocks[0] != (SACKBlock{601, 701}) ||
+		got[0].Opts.SACKBlocks[1] != (SACKBlock{601, 701}) {
+		t.Fatalf("out-of-order duplicate: %v, want D-SACK 601-701 then SACK 601-701", got)
+	}
+	h.Send(S{Flags: ACK, Seq: 351, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	got = h.Took()
+	if len(got) != 1 || got[0].Ack != 451 || got[0].Opts.NumSACK != 2 || got[0].Opts.SACKBlocks[0] != (SACKBlock{351, 401}) {
+		t.Fatalf("half-duplicate segment: %v, want ACK 451 with D-SACK 351-401 first", got)
+	}
+}
+
 // The block reported for an arrival covers the whole run of data it joins,
 // on both sides (it once missed what lay two segments or more to its left).
 func TestSACKBlockCoversTheRun(t *testing.T) {

@@ -356,6 +356,11 @@ func (c *Conn) processText(in *Input) bool {
 	// Trim to the window: what precedes RCV.NXT, then what lies past it.
 	if at.LessThan(c.RcvNxt) {
 		k := int(at.Size(c.RcvNxt))
+		if c.sackOK && len(p) > 0 {
+			// Partly a duplicate: the next ACK reports that part with a
+			// D-SACK block (RFC 2883 §4.1.1), as Linux does.
+			c.dsack, c.dsackValid = SACKBlock{at, at.Add(seq.Size(min(k, len(p))))}, true
+		}
 		if k >= len(p) {
 			p = nil
 		} else {
@@ -369,10 +374,17 @@ func (c *Conn) processText(in *Input) bool {
 	}
 	in.finOK = fin
 	if at != c.RcvNxt {
-		if c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, int(c.rcvBufMax)) {
+		switch kept, dup := c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, int(c.rcvBufMax)); {
+		case kept:
 			c.noteSACK(at, at.Add(seq.Size(len(p))))
 			c.count(func(st *Stats) { st.OutOfOrder++ })
-		} else {
+		case dup:
+			// Held already: a D-SACK block first, then the blocks as
+			// before, the one holding it among them (RFC 2883 §4.1.2).
+			if c.sackOK {
+				c.dsack, c.dsackValid = SACKBlock{at, at.Add(seq.Size(len(p)))}, true
+			}
+		default:
 			c.count(func(st *Stats) { st.OutOfOrderDropped++ })
 			if c.ooo.len() == 0 {
 				c.releaseOOO()

@@ -24,6 +24,40 @@ import (
 // order (RFC 2018 §4: the block holding the latest arrival first, then the
 // others as last reported, each the whole run of data it belongs to).
 func TestKernelReferenceSACKBlocks(t *testing.T) {
+	k := newKernelRef(t)
+	// At most three runs at a time: Linux remembers only the four blocks
+	// it reports, and an arrival that joins a run it forgot gets a block of
+	// its own, where RFC 2018 §4 asks for the whole contiguous run, as we
+	// report it (from the queue itself).
+	for _, off := range []uint32{100, 200, 400, 300, 700, 600, 900, 500, 1100, 1000, 800, 0} {
+		k.same(off, 100, fmt.Sprintf("segment at +%d", off))
+	}
+}
+
+// Duplicates draw an ACK at once with a D-SACK block (RFC 2883): of data
+// already acknowledged, of data held out of order (then followed by the
+// block that holds it), and of a segment that is partly new.
+func TestKernelReferenceDSACK(t *testing.T) {
+	k := newKernelRef(t)
+	k.settle(0, 100) // in order: an ACK now or delayed, either way
+	k.same(0, 100, "a duplicate of acknowledged data")
+	k.same(300, 100, "out of order")
+	k.same(300, 100, "a duplicate of out-of-order data")
+	k.same(50, 100, "a segment half duplicate, half new")
+}
+
+// kernelRef sends the same segments to Linux's TCP, from a raw socket on a
+// veth to a listener in a namespace, and to a harness's Conn, and compares
+// what each answers at once.
+type kernelRef struct {
+	t         *testing.T
+	peer      *rawPeer
+	iss, irs  uint32 // ours and the kernel's
+	h         *harness
+	ourPeerSq seq.Value // the harness's peer's first data byte
+}
+
+func newKernelRef(t *testing.T) *kernelRef {
 	testnet.RequireRoot(t)
 	testnet.RequireTool(t, "socat")
 	// Names from the process ID: our end of the veth lives in the host
@@ -44,9 +78,7 @@ func TestKernelReferenceSACKBlocks(t *testing.T) {
 	testnet.Exec(t, ns, "ip", "neigh", "replace", ourAddr.String(), "lladdr", dev.LinkAddr().String(), "dev", kname, "nud", "permanent")
 	const port = 5599
 	testnet.Start(t, ns, "socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port), "/dev/null")
-	kmac := kernel.MAC(t)
-
-	peer := newRawPeer(t, dev, kmac, ourAddr, kernelAddr, port)
+	peer := newRawPeer(t, dev, kernel.MAC(t), ourAddr, kernelAddr, port)
 	const iss = 7000
 	var synack *layers.TCP
 	testnet.WaitFor(t, 10*time.Second, "the kernel's listener to answer a SYN", func() bool {
@@ -57,33 +89,45 @@ func TestKernelReferenceSACKBlocks(t *testing.T) {
 		synack = peer.recv(500 * time.Millisecond)
 		return synack != nil && synack.SYN && synack.ACK
 	})
-	irs := synack.Seq
-	peer.send(&layers.TCP{ACK: true, Seq: iss + 1, Ack: irs + 1, Window: 65535}, nil)
+	peer.send(&layers.TCP{ACK: true, Seq: iss + 1, Ack: synack.Seq + 1, Window: 65535}, nil)
+	// Our side: the harness's Conn, its peer's data starting at 301.
+	return &kernelRef{t: t, peer: peer, iss: iss, irs: synack.Seq, h: established(t), ourPeerSq: 301}
+}
 
-	// Our side: the harness's Conn receives the same data (its peer's ISS
-	// is 300, the data starts at 301; the kernel's at iss+1).
-	h := established(t)
-	data := make([]byte, 100)
-	// At most three runs at a time: Linux remembers only the four blocks
-	// it reports, and an arrival that joins a run it forgot gets a block of
-	// its own, where RFC 2018 §4 asks for the whole contiguous run, as we
-	// report it (from the queue itself).
-	for _, off := range []uint32{100, 200, 400, 300, 700, 600, 900, 500, 1100, 1000, 800, 0} {
-		peer.send(&layers.TCP{ACK: true, PSH: true, Seq: iss + 1 + off, Ack: irs + 1, Window: 65535}, data)
-		ka := peer.recv(2 * time.Second)
-		if ka == nil {
-			t.Fatalf("segment at +%d: no ACK from the kernel", off)
-		}
-		h.Send(S{Flags: ACK, Seq: seqv(301 + off), Ack: 101, Wnd: hWnd, Data: data})
-		got := h.Took()
-		if len(got) != 1 {
-			t.Fatalf("segment at +%d: we sent %d segments, want one ACK: %v", off, len(got), got)
-		}
-		want := kernelView(ka, iss+1)
-		if mine := ourView(got[0], 301); mine != want {
-			t.Errorf("segment at +%d: kernel ACKs %s, we ACK %s", off, want, mine)
-		}
+// send sends n bytes at offset off of the data to both.
+func (k *kernelRef) send(off uint32, n int) {
+	data := make([]byte, n)
+	k.peer.send(&layers.TCP{ACK: true, PSH: true, Seq: k.iss + 1 + off, Ack: k.irs + 1, Window: 65535}, data)
+	k.h.Send(S{Flags: ACK, Seq: k.ourPeerSq.Add(seq.Size(off)), Ack: 101, Wnd: hWnd, Data: data})
+}
+
+// same sends a segment to both and requires the same immediate answer: an
+// ACK from the kernel within 25 ms (its delayed ACKs wait 40 ms or more).
+func (k *kernelRef) same(off uint32, n int, what string) {
+	k.t.Helper()
+	k.send(off, n)
+	want := "nothing"
+	if ka := k.peer.recv(25 * time.Millisecond); ka != nil {
+		want = kernelView(ka, k.iss+1)
 	}
+	got := "nothing"
+	if out := k.h.Took(); len(out) == 1 {
+		got = ourView(out[0], k.ourPeerSq)
+	} else if len(out) > 1 {
+		k.t.Fatalf("%s: we sent %d segments: %v", what, len(out), out)
+	}
+	if got != want {
+		k.t.Errorf("%s: kernel answers %s, we %s", what, want, got)
+	}
+}
+
+// settle sends a segment to both and lets any delayed ACK go out.
+func (k *kernelRef) settle(off uint32, n int) {
+	k.send(off, n)
+	for k.peer.recv(300*time.Millisecond) != nil {
+	}
+	k.h.Advance(300 * time.Millisecond)
+	k.h.Took()
 }
 
 // kernelView and ourView render an ACK relative to the start of the data:
