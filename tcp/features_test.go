@@ -400,6 +400,11 @@ func TestRFC5961BlindDataInjection(t *testing.T) {
 	h := established(t)
 	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 101 + 10, Wnd: hWnd, Data: []byte("evil")})
 	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
+	// Challenge ACKs are rate-limited, data or not (as Linux's; the
+	// kernel-reference test checks it against the kernel).
+	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: 101 + 10, Wnd: hWnd, Data: []byte("evil")})
+	h.ExpectNothing()
+	h.Advance(time.Second)
 	h.Send(S{Flags: ACK | PSH, Seq: 301, Ack: seqv(101).Sub(hWnd + 10), Wnd: hWnd, Data: []byte("evil")})
 	h.Expect(S{Flags: ACK, Seq: 101, Ack: 301, Wnd: hWnd})
 	if h.c.Readable() != 0 {

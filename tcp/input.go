@@ -198,21 +198,27 @@ func (c *Conn) checkSYN(in *Input) bool {
 	return false
 }
 
+// challengeACK answers with an ACK at most once per
+// Config.InvalidRateLimit, data or not (Linux's tcp_send_challenge_ack).
 func (c *Conn) challengeACK(in *Input) {
-	if c.oowACK(in) {
+	if c.answerACK(in, true) {
 		c.count(func(st *Stats) { st.ChallengeACKs++ })
 	}
 }
 
-// oowACK answers a segment outside the window (or a challenge) with an
-// ACK, at most one per Config.InvalidRateLimit for segments without data,
-// as Linux's tcp_invalid_ratelimit (RFC 5961 §7's throttling): two stacks
-// that disagree about the window must not ping-pong ACKs forever, and a
-// spoofer must not turn us into an amplifier. Data segments always get
-// their duplicate ACK: the sender's loss recovery needs it.
-func (c *Conn) oowACK(in *Input) bool {
+// oowACK answers a segment outside the window with an ACK: see answerACK.
+func (c *Conn) oowACK(in *Input) bool { return c.answerACK(in, false) }
+
+// answerACK answers a segment outside the window, or a challenge, with an
+// ACK, at most one per Config.InvalidRateLimit, as Linux's
+// tcp_invalid_ratelimit (RFC 5961 §7's throttling): two stacks that
+// disagree about the window must not ping-pong ACKs forever, and a spoofer
+// must not turn us into an amplifier. A data segment outside the window
+// always gets its duplicate ACK, as in Linux: the sender's loss recovery
+// needs it; a challenge does not.
+func (c *Conn) answerACK(in *Input, challenge bool) bool {
 	s := in.seg
-	if len(s.Payload) == 0 || s.Flags&SYN != 0 {
+	if challenge || len(s.Payload) == 0 || s.Flags&SYN != 0 {
 		if c.oowAt != 0 && in.at.Sub(c.oowAt) < c.cfg.InvalidRateLimit {
 			c.count(func(st *Stats) { st.ACKsRateLimited++ })
 			return false
@@ -252,9 +258,10 @@ func (c *Conn) checkACK(in *Input) bool {
 	a := s.Ack
 	if a.GreaterThan(c.SndNxt) || a.LessThan(c.SndUna.Sub(c.maxSndWnd)) {
 		// Acknowledges what we never sent, or is older than any window:
-		// answer with an ACK and drop (RFC 5961 §5.2).
+		// answer with a challenge ACK and drop (RFC 5961 §5.2; Linux
+		// rate-limits these as it does every challenge).
 		c.count(func(st *Stats) { st.BadACK++ })
-		c.ackNow = true
+		c.challengeACK(in)
 		return false
 	}
 	if c.state == TimeWait {

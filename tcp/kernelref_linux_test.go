@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,26 @@ func TestKernelReferenceDSACK(t *testing.T) {
 	k.same(50, 100, "a segment half duplicate, half new")
 }
 
+// RFC 5961 and RFC 9293 §3.10.7.4 against the kernel: a RST inside the
+// window but not at RCV.NXT draws a challenge ACK, as does a SYN on an
+// established connection (challenge ACKs are rate-limited, so each goes to
+// a fresh connection), and an ACK of data never sent draws an ACK.
+func TestKernelReferenceChallenges(t *testing.T) {
+	k := newKernelRef(t)
+	k.sameSeg(RST, 100, 0, 0, "a RST 100 bytes into the window")
+	k = newKernelRef(t)
+	k.sameSeg(SYN, 0, 0, 0, "a SYN at RCV.NXT on an established connection")
+	k = newKernelRef(t)
+	k.sameSeg(ACK, 0, 0, 1000, "an ACK of 1000 bytes never sent")
+	k.sameSeg(ACK, 0, 0, 1000, "another ACK of 1000 bytes never sent")
+	k = newKernelRef(t)
+	k.sameSeg(ACK|PSH, 0, 100, 1000, "data with an ACK of 1000 bytes never sent")
+	k.sameSeg(ACK|PSH, 0, 100, 1000, "more data with an ACK of 1000 bytes never sent")
+	k = newKernelRef(t)
+	k.sameSeg(RST, 100, 0, 0, "a RST 100 bytes into the window")
+	k.sameSeg(SYN, 0, 0, 0, "then a SYN")
+}
+
 // kernelRef sends the same segments to Linux's TCP, from a raw socket on a
 // veth to a listener in a namespace, and to a harness's Conn, and compares
 // what each answers at once.
@@ -57,14 +78,17 @@ type kernelRef struct {
 	ourPeerSq seq.Value // the harness's peer's first data byte
 }
 
+var kernelRefs atomic.Int32
+
 func newKernelRef(t *testing.T) *kernelRef {
 	testnet.RequireRoot(t)
 	testnet.RequireTool(t, "socat")
 	// Names from the process ID: our end of the veth lives in the host
 	// namespace, where two trees' test runs at once must not collide.
-	id := os.Getpid() % 100000
-	ns := testnet.NewNS(t, fmt.Sprintf("tsks%d", id))
-	kname, oname := fmt.Sprintf("tsk%dk", id), fmt.Sprintf("tsk%do", id)
+	// A test may set up several: a count tells them apart.
+	id := fmt.Sprintf("%d%d", os.Getpid()%100000, kernelRefs.Add(1)%10)
+	ns := testnet.NewNS(t, "tsks"+id)
+	kname, oname := "tsk"+id+"k", "tsk"+id+"o"
 	ns.Sysctl(t, "net.ipv6.conf.all.disable_ipv6", "1")
 	ns.Sysctl(t, "net.ipv6.conf.default.disable_ipv6", "1")
 	kernelAddr, ourAddr := netip.MustParseAddr("10.96.7.1"), netip.MustParseAddr("10.96.7.2")
@@ -95,17 +119,30 @@ func newKernelRef(t *testing.T) *kernelRef {
 }
 
 // send sends n bytes at offset off of the data to both.
-func (k *kernelRef) send(off uint32, n int) {
+func (k *kernelRef) send(off uint32, n int) { k.sendSeg(ACK|PSH, off, n, 0) }
+
+// sendSeg sends a segment with flags, its sequence number off bytes into
+// the data, n bytes of data, acknowledging ackOff bytes beyond what each
+// side has sent (nothing: 0).
+func (k *kernelRef) sendSeg(flags Flags, off uint32, n int, ackOff uint32) {
 	data := make([]byte, n)
-	k.peer.send(&layers.TCP{ACK: true, PSH: true, Seq: k.iss + 1 + off, Ack: k.irs + 1, Window: 65535}, data)
-	k.h.Send(S{Flags: ACK, Seq: k.ourPeerSq.Add(seq.Size(off)), Ack: 101, Wnd: hWnd, Data: data})
+	k.peer.send(&layers.TCP{SYN: flags.Contains(SYN), RST: flags.Contains(RST), FIN: flags.Contains(FIN),
+		ACK: flags.Contains(ACK), PSH: flags.Contains(PSH) && n > 0,
+		Seq: k.iss + 1 + off, Ack: k.irs + 1 + ackOff, Window: 65535}, data)
+	k.h.Send(S{Flags: flags, Seq: k.ourPeerSq.Add(seq.Size(off)), Ack: seqv(101 + ackOff), Wnd: hWnd, Data: data})
 }
 
 // same sends a segment to both and requires the same immediate answer: an
 // ACK from the kernel within 25 ms (its delayed ACKs wait 40 ms or more).
 func (k *kernelRef) same(off uint32, n int, what string) {
 	k.t.Helper()
-	k.send(off, n)
+	k.sameSeg(ACK|PSH, off, n, 0, what)
+}
+
+// sameSeg is same for any segment (see sendSeg).
+func (k *kernelRef) sameSeg(flags Flags, off uint32, n int, ackOff uint32, what string) {
+	k.t.Helper()
+	k.sendSeg(flags, off, n, ackOff)
 	want := "nothing"
 	if ka := k.peer.recv(25 * time.Millisecond); ka != nil {
 		want = kernelView(ka, k.iss+1)
@@ -133,7 +170,7 @@ func (k *kernelRef) settle(off uint32, n int) {
 // kernelView and ourView render an ACK relative to the start of the data:
 // "ack N sack [a,b) [c,d)".
 func kernelView(a *layers.TCP, base uint32) string {
-	s := fmt.Sprintf("ack %d sack", a.Ack-base)
+	s := fmt.Sprintf("%sack %d sack", flagView(a.RST, a.SYN), a.Ack-base)
 	for _, o := range a.Options {
 		if o.OptionType != layers.TCPOptionKindSACK {
 			continue
@@ -148,11 +185,22 @@ func kernelView(a *layers.TCP, base uint32) string {
 }
 
 func ourView(a S, base seq.Value) string {
-	s := fmt.Sprintf("ack %d sack", uint32(a.Ack)-uint32(base))
+	s := fmt.Sprintf("%sack %d sack", flagView(a.Flags.Contains(RST), a.Flags.Contains(SYN)), uint32(a.Ack)-uint32(base))
 	for _, b := range a.Opts.SACKBlocks[:a.Opts.NumSACK] {
 		s += fmt.Sprintf(" [%d,%d)", uint32(b.Left)-uint32(base), uint32(b.Right)-uint32(base))
 	}
 	return s
+}
+
+// flagView names the flags besides ACK that matter here.
+func flagView(rst, syn bool) string {
+	switch {
+	case rst:
+		return "RST "
+	case syn:
+		return "SYN "
+	}
+	return ""
 }
 
 // rawPeer sends crafted TCP segments from a raw socket and reads the
