@@ -82,6 +82,69 @@ func TestKernelReferenceFINAndKeepalive(t *testing.T) {
 	k.sameSeg(ACK, 100, 100, 0, "the hole")
 }
 
+// A SYN offering every option draws the same SYN,ACK from both: the MSS,
+// window scale (for the same 6 MiB receive bound), SACK permitted and a
+// timestamp echoing the SYN's.
+func TestKernelReferenceSYNACK(t *testing.T) {
+	peer := kernelListener(t)
+	const iss, tsval = 9000, 4242
+	var ka *layers.TCP
+	testnet.WaitFor(t, 10*time.Second, "the kernel's listener to answer a SYN", func() bool {
+		peer.send(&layers.TCP{SYN: true, Seq: iss, Window: 65535, Options: []layers.TCPOption{
+			{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
+			{OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 0x10, 0x92, 0, 0, 0, 0}},
+			{OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{7}},
+		}}, nil)
+		ka = peer.recv(500 * time.Millisecond)
+		return ka != nil && ka.SYN && ka.ACK
+	})
+	want := fmt.Sprintf("SYN ack +%d", ka.Ack-iss)
+	for _, o := range ka.Options {
+		switch o.OptionType {
+		case layers.TCPOptionKindMSS:
+			want += fmt.Sprintf(" mss %d", int(o.OptionData[0])<<8|int(o.OptionData[1]))
+		case layers.TCPOptionKindWindowScale:
+			want += fmt.Sprintf(" wscale %d", o.OptionData[0])
+		case layers.TCPOptionKindSACKPermitted:
+			want += " sackOK"
+		case layers.TCPOptionKindTimestamps:
+			ecr := uint32(o.OptionData[4])<<24 | uint32(o.OptionData[5])<<16 | uint32(o.OptionData[6])<<8 | uint32(o.OptionData[7])
+			want += fmt.Sprintf(" ts ecr %d", ecr)
+		}
+	}
+
+	h := newHarness(t, func(c *Config) { c.NoTimestamps = false; c.ReceiveBufferMax = 6 << 20 })
+	if err := h.c.Listen(h.now, false); err != nil {
+		t.Fatal(err)
+	}
+	h.Send(S{Flags: SYN, Seq: iss, Wnd: 65535, Opts: Options{HasMSS: true, MSS: 1460, SACKPermitted: true,
+		HasTimestamps: true, TSVal: tsval, HasWindowScale: true, WindowScale: 7}})
+	out := h.Took()
+	if len(out) != 1 {
+		t.Fatalf("we answered a SYN with %v", out)
+	}
+	sa := out[0]
+	got := fmt.Sprintf("%sack +%d", flagView(false, sa.Flags.Contains(SYN)), uint32(sa.Ack)-iss)
+	// In the order Linux puts them on the wire.
+	if sa.Opts.HasMSS {
+		got += fmt.Sprintf(" mss %d", sa.Opts.MSS)
+	}
+	if sa.Opts.SACKPermitted {
+		got += " sackOK"
+	}
+	if sa.Opts.HasTimestamps {
+		got += fmt.Sprintf(" ts ecr %d", sa.Opts.TSEcr)
+	}
+	if sa.Opts.HasWindowScale {
+		got += fmt.Sprintf(" wscale %d", sa.Opts.WindowScale)
+	}
+	if got != want {
+		t.Errorf("kernel answers %s, we %s", want, got)
+	}
+}
+
 // kernelRef sends the same segments to Linux's TCP, from a raw socket on a
 // veth to a listener in a namespace, and to a harness's Conn, and compares
 // what each answers at once.
@@ -95,7 +158,10 @@ type kernelRef struct {
 
 var kernelRefs atomic.Int32
 
-func newKernelRef(t *testing.T) *kernelRef {
+// kernelListener sets up a namespace whose kernel listens on a TCP port,
+// and a raw socket on a veth to it, and returns a peer sending from that
+// socket.
+func kernelListener(t *testing.T) *rawPeer {
 	testnet.RequireRoot(t)
 	testnet.RequireTool(t, "socat")
 	// Names from the process ID: our end of the veth lives in the host
@@ -106,6 +172,10 @@ func newKernelRef(t *testing.T) *kernelRef {
 	kname, oname := "tsk"+id+"k", "tsk"+id+"o"
 	ns.Sysctl(t, "net.ipv6.conf.all.disable_ipv6", "1")
 	ns.Sysctl(t, "net.ipv6.conf.default.disable_ipv6", "1")
+	// The receive buffer's bound of tcp.Config's default (Linux's default
+	// too, though kernels and distributions raise it): the window scale
+	// follows from it.
+	ns.Sysctl(t, "net.ipv4.tcp_rmem", "4096 131072 6291456")
 	kernelAddr, ourAddr := netip.MustParseAddr("10.96.7.1"), netip.MustParseAddr("10.96.7.2")
 	kernel, ours := ns.AddVeth(t, kname, netip.PrefixFrom(kernelAddr, 24), oname, nil)
 	dev, err := device.OpenRaw(oname, device.Config{})
@@ -117,7 +187,11 @@ func newKernelRef(t *testing.T) *kernelRef {
 	testnet.Exec(t, ns, "ip", "neigh", "replace", ourAddr.String(), "lladdr", dev.LinkAddr().String(), "dev", kname, "nud", "permanent")
 	const port = 5599
 	testnet.Start(t, ns, "socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port), "/dev/null")
-	peer := newRawPeer(t, dev, kernel.MAC(t), ourAddr, kernelAddr, port)
+	return newRawPeer(t, dev, kernel.MAC(t), ourAddr, kernelAddr, port)
+}
+
+func newKernelRef(t *testing.T) *kernelRef {
+	peer := kernelListener(t)
 	const iss = 7000
 	var synack *layers.TCP
 	testnet.WaitFor(t, 10*time.Second, "the kernel's listener to answer a SYN", func() bool {
