@@ -3,6 +3,7 @@
 package tcp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -110,7 +111,7 @@ func TestKernelReferenceSYNACK(t *testing.T) {
 		case layers.TCPOptionKindSACKPermitted:
 			want += " sackOK"
 		case layers.TCPOptionKindTimestamps:
-			ecr := uint32(o.OptionData[4])<<24 | uint32(o.OptionData[5])<<16 | uint32(o.OptionData[6])<<8 | uint32(o.OptionData[7])
+			ecr := binary.BigEndian.Uint32(o.OptionData[4:])
 			want += fmt.Sprintf(" ts ecr %d", ecr)
 		}
 	}
@@ -269,8 +270,8 @@ func kernelView(a *layers.TCP, base uint32) string {
 			continue
 		}
 		for i := 0; i+8 <= len(o.OptionData); i += 8 {
-			l := uint32(o.OptionData[i])<<24 | uint32(o.OptionData[i+1])<<16 | uint32(o.OptionData[i+2])<<8 | uint32(o.OptionData[i+3])
-			r := uint32(o.OptionData[i+4])<<24 | uint32(o.OptionData[i+5])<<16 | uint32(o.OptionData[i+6])<<8 | uint32(o.OptionData[i+7])
+			l := binary.BigEndian.Uint32(o.OptionData[i:])
+			r := binary.BigEndian.Uint32(o.OptionData[i+4:])
 			s += fmt.Sprintf(" [%d,%d)", l-base, r-base)
 		}
 	}
