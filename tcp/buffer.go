@@ -70,9 +70,12 @@ type oooSeg struct {
 	fin bool
 }
 
+// dataEnd is where the segment's data ends.
+func (s *oooSeg) dataEnd() seq.Value { return s.seq.Add(seq.Size(s.n)) }
+
 // end is where the segment's sequence space ends, its FIN counted.
 func (s *oooSeg) end() seq.Value {
-	e := s.seq.Add(seq.Size(s.n))
+	e := s.dataEnd()
 	if s.fin {
 		e = e.Add(1)
 	}
@@ -102,8 +105,9 @@ func (q *oooQueue) size() int {
 // at or before it. (One inside a longer segment further back is kept:
 // segments may overlap, and taking them in order trims what was already
 // taken.) A segment that is not a duplicate and is not kept did not fit
-// the bounds.
-func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes int) (kept, dup bool) {
+// the bounds. overlap is the first run of its bytes already held, for a
+// D-SACK block, if any.
+func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes int) (kept, dup bool, overlap SACKBlock) {
 	end := at.Add(seq.Size(len(p)))
 	segs := q.segs()
 	// i: the first segment starting after at; arrivals usually go last.
@@ -113,19 +117,25 @@ func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes in
 	}
 	if i > 0 {
 		s := &segs[i-1]
-		if s.seq.Add(seq.Size(s.n)).GreaterThanEq(end) && (s.fin || !fin) && len(p) > 0 {
-			return false, true
+		if s.dataEnd().GreaterThanEq(end) && (s.fin || !fin) && len(p) > 0 {
+			return false, true, SACKBlock{}
+		}
+		if s.dataEnd().GreaterThan(at) {
+			overlap = SACKBlock{at, seq.Min(s.dataEnd(), end)}
 		}
 	}
+	if overlap == (SACKBlock{}) && i < len(segs) && segs[i].seq.LessThan(end) {
+		overlap = SACKBlock{segs[i].seq, seq.Min(segs[i].dataEnd(), end)}
+	}
 	if len(segs) >= maxSegs {
-		return false, false
+		return false, false, SACKBlock{}
 	}
 	var b *[]byte
 	if len(p) > 0 {
 		b = getChunk(len(p))
 		if q.bytes+len(*b) > maxBytes {
 			putChunk(b)
-			return false, false
+			return false, false, SACKBlock{}
 		}
 		copy(*b, p)
 		q.bytes += len(*b)
@@ -140,7 +150,7 @@ func (q *oooQueue) insert(at seq.Value, p []byte, fin bool, maxSegs, maxBytes in
 	q.all = append(q.all, oooSeg{})
 	copy(q.all[i+1:], q.all[i:])
 	q.all[i] = oooSeg{seq: at, b: b, n: len(p), fin: fin}
-	return true, false
+	return true, false, overlap
 }
 
 func (q *oooQueue) popFront() {

@@ -529,6 +529,19 @@ func TestDSACKForDuplicates(t *testing.T) {
 	if len(got) != 1 || got[0].Ack != 451 || got[0].Opts.NumSACK != 2 || got[0].Opts.SACKBlocks[0] != (SACKBlock{351, 401}) {
 		t.Fatalf("half-duplicate segment: %v, want ACK 451 with D-SACK 351-401 first", got)
 	}
+	// Held data that comes again inside a larger segment: out of order
+	// (half of 601-701 again), and in order (the hole filled along with
+	// all of 601-701 again).
+	h.Send(S{Flags: ACK, Seq: 651, Ack: 101, Wnd: hWnd, Data: payload(100)})
+	got = h.Took()
+	if len(got) != 1 || got[0].Opts.NumSACK < 1 || got[0].Opts.SACKBlocks[0] != (SACKBlock{651, 701}) {
+		t.Fatalf("segment half over held data: %v, want D-SACK 651-701 first", got)
+	}
+	h.Send(S{Flags: ACK, Seq: 451, Ack: 101, Wnd: hWnd, Data: payload(250)})
+	got = h.Took()
+	if len(got) != 1 || got[0].Ack != 751 || got[0].Opts.NumSACK != 1 || got[0].Opts.SACKBlocks[0] != (SACKBlock{601, 701}) {
+		t.Fatalf("the hole filled by a segment over held data: %v, want ACK 751 with D-SACK 601-701", got)
+	}
 }
 
 // The block reported for an arrival covers the whole run of data it joins,

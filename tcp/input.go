@@ -381,8 +381,13 @@ func (c *Conn) processText(in *Input) bool {
 	}
 	in.finOK = fin
 	if at != c.RcvNxt {
-		switch kept, dup := c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, int(c.rcvBufMax)); {
+		switch kept, dup, overlap := c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, int(c.rcvBufMax)); {
 		case kept:
+			if c.sackOK && overlap != (SACKBlock{}) {
+				// Partly held already: that part is a duplicate (RFC 2883
+				// §4.1.1), as Linux reports it.
+				c.dsack, c.dsackValid = overlap, true
+			}
 			c.noteSACK(at, at.Add(seq.Size(len(p))))
 			c.count(func(st *Stats) { st.OutOfOrder++ })
 		case dup:
@@ -473,11 +478,18 @@ func (c *Conn) pullOOO() (fin bool) {
 }
 
 func (c *Conn) pullOOOSegs() (fin bool) {
+	// Held data below this edge came again in the segment just taken in
+	// order: a duplicate, reported with a D-SACK block (RFC 2883 §4.1.1),
+	// as Linux's tcp_ofo_queue reports it.
+	dupEdge := c.RcvNxt
 	for c.ooo.len() > 0 {
 		o := &c.ooo.segs()[0]
 		end := o.seq.Add(seq.Size(o.n))
 		if o.seq.GreaterThan(c.RcvNxt) {
 			return false
+		}
+		if c.sackOK && o.n > 0 && o.seq.LessThan(dupEdge) {
+			c.noteDSACK(SACKBlock{o.seq, seq.Min(end, dupEdge)})
 		}
 		if end.GreaterThan(c.RcvNxt) {
 			d := (*o.b)[int(o.seq.Size(c.RcvNxt)):o.n]

@@ -46,6 +46,12 @@ func TestKernelReferenceDSACK(t *testing.T) {
 	k.same(300, 100, "out of order")
 	k.same(300, 100, "a duplicate of out-of-order data")
 	k.same(50, 100, "a segment half duplicate, half new")
+	k = newKernelRef(t)
+	k.settle(0, 100)
+	k.same(200, 100, "out of order")
+	k.same(100, 200, "a retransmission that fills the hole and covers what was held")
+	k.same(500, 100, "out of order again")
+	k.same(400, 150, "one that fills the hole and covers half of what was held")
 }
 
 // RFC 5961 and RFC 9293 §3.10.7.4 against the kernel: a RST inside the

@@ -613,6 +613,18 @@ func (c *Conn) noteSACK(left, right seq.Value) {
 	q.nSackRecent = n
 }
 
+// noteDSACK owes the next ACK a D-SACK block for b, or extends the one owed
+// when b adjoins or overlaps it (Linux's tcp_dsack_extend); a block apart
+// from the one owed waits for a later duplicate.
+func (c *Conn) noteDSACK(b SACKBlock) {
+	switch {
+	case !c.dsackValid:
+		c.dsack, c.dsackValid = b, true
+	case b.Left.LessThanEq(c.dsack.Right) && c.dsack.Left.LessThanEq(b.Right):
+		c.dsack = SACKBlock{seq.Min(b.Left, c.dsack.Left), seq.Max(b.Right, c.dsack.Right)}
+	}
+}
+
 // fillSACK puts the SACK blocks for an ACK into o: a D-SACK block first if
 // one is owed, then the recent blocks still above RCV.NXT, as many as fit
 // (Options.Encode drops what does not).
