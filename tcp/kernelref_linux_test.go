@@ -74,6 +74,32 @@ func TestKernelReferenceChallenges(t *testing.T) {
 	k.sameSeg(SYN, 0, 0, 0, "then a SYN")
 }
 
+// Data at the right edge of the window offered, beyond a hole: a segment
+// inside the window is held, one at the edge or past it is not and draws
+// a duplicate ACK. One that crosses the edge is where we part from Linux,
+// on purpose: Linux holds all of it, we hold what lies inside the window
+// (RFC 9293 §3.10.7.4 processes the segment trimmed to the window), and
+// the sender sends the rest again within the next window.
+func TestKernelReferenceWindowEdge(t *testing.T) {
+	k := newKernelRef(t)
+	k.same(k.wnd-1000, 100, "a segment inside the window, beyond a hole")
+	k.same(k.wnd, 100, "a segment at the right edge")
+	k.same(k.wnd+1000, 100, "a segment beyond the window")
+
+	k.sendSeg(ACK|PSH, k.wnd-50, 100, 0)
+	out := k.h.Took()
+	ka := k.peer.recv(time.Second)
+	if ka == nil || len(out) != 1 {
+		t.Fatalf("a segment crossing the right edge: kernel answered %v, we %v", ka, out)
+	}
+	kernel, ours := kernelView(ka, k.iss+1), ourView(out[0], k.ourPeerSq)
+	wantKernel := fmt.Sprintf("ack 0 sack [%d,%d) [%d,%d)", k.wnd-50, k.wnd+50, k.wnd-1000, k.wnd-900)
+	wantOurs := fmt.Sprintf("ack 0 sack [%d,%d) [%d,%d)", k.wnd-50, k.wnd, k.wnd-1000, k.wnd-900)
+	if kernel != wantKernel || ours != wantOurs {
+		t.Errorf("a segment crossing the right edge: kernel %s (want %s), we %s (want %s)", kernel, wantKernel, ours, wantOurs)
+	}
+}
+
 // A FIN that arrives beyond a hole is held and SACKed with its sequence
 // number; the hole's arrival acknowledges the data and the FIN. Keepalive
 // probes (RCV.NXT-1, empty or with the byte before) draw an ACK, the one
@@ -161,6 +187,7 @@ type kernelRef struct {
 	iss, irs  uint32 // ours and the kernel's
 	h         *harness
 	ourPeerSq seq.Value // the harness's peer's first data byte
+	wnd       uint32    // the window both offered in their SYNs
 }
 
 var kernelRefs atomic.Int32
@@ -211,7 +238,9 @@ func newKernelRef(t *testing.T) *kernelRef {
 	})
 	peer.send(&layers.TCP{ACK: true, Seq: iss + 1, Ack: synack.Seq + 1, Window: 65535}, nil)
 	// Our side: the harness's Conn, its peer's data starting at 301.
-	return &kernelRef{t: t, peer: peer, iss: iss, irs: synack.Seq, h: established(t), ourPeerSq: 301}
+	// Our Conn offers the window the kernel offered: the right edges match.
+	h := established(t, func(c *Config) { c.ReceiveBufferMax = int(synack.Window) })
+	return &kernelRef{t: t, peer: peer, iss: iss, irs: synack.Seq, h: h, ourPeerSq: 301, wnd: uint32(synack.Window)}
 }
 
 // send sends n bytes at offset off of the data to both.
