@@ -115,6 +115,55 @@ func TestKernelReferenceFINAndKeepalive(t *testing.T) {
 	k.sameSeg(ACK, 100, 100, 0, "the hole")
 }
 
+// A listener answers an ACK that belongs to no connection with a RST at
+// the ACK's sequence number, and a SYN carrying data with a SYN,ACK that
+// acknowledges the SYN alone (without Fast Open the data is not taken; the
+// peer sends it again once established).
+func TestKernelReferenceListener(t *testing.T) {
+	peer := kernelListener(t)
+	listener := func() *harness {
+		h := newHarness(t, func(c *Config) { c.NoTimestamps = false; c.ReceiveBufferMax = 6 << 20 })
+		if err := h.c.Listen(h.now, false); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	const iss, ack = 5000, 777777
+	// The ACK first: the kernel's listener must be up.
+	var ka *layers.TCP
+	testnet.WaitFor(t, 10*time.Second, "the kernel's listener to answer a stray ACK", func() bool {
+		peer.send(&layers.TCP{ACK: true, Seq: iss + 1, Ack: ack, Window: 65535}, nil)
+		ka = peer.recv(500 * time.Millisecond)
+		return ka != nil
+	})
+	h := listener()
+	h.Send(S{Flags: ACK, Seq: iss + 1, Ack: ack, Wnd: 65535})
+	out := h.Took()
+	want := fmt.Sprintf("rst %v seq ack%+d", ka.RST, int64(ka.Seq)-ack)
+	got := "nothing"
+	if len(out) == 1 {
+		got = fmt.Sprintf("rst %v seq ack%+d", out[0].Flags.Contains(RST), int64(uint32(out[0].Seq))-ack)
+	}
+	if got != want {
+		t.Errorf("a stray ACK: kernel answers %s, we %s", want, got)
+	}
+
+	syn := &layers.TCP{SYN: true, Seq: iss + 100, Window: 65535, Options: []layers.TCPOption{
+		{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
+	}}
+	peer.send(syn, []byte("data in the SYN"))
+	ka = peer.recv(time.Second)
+	h = listener()
+	h.Send(S{Flags: SYN, Seq: iss + 100, Wnd: 65535, Opts: Options{HasMSS: true, MSS: 1460}, Data: []byte("data in the SYN")})
+	out = h.Took()
+	if ka == nil || !ka.SYN || len(out) != 1 {
+		t.Fatalf("a SYN with data: kernel answered %v, we %v", ka, out)
+	}
+	if kack, ours := ka.Ack-(iss+100), uint32(out[0].Ack)-(iss+100); kack != ours {
+		t.Errorf("a SYN with data: the kernel's SYN,ACK acknowledges %d past the SYN's sequence number, ours %d", kack, ours)
+	}
+}
+
 // A SYN offering every option draws the same SYN,ACK from both: the MSS,
 // window scale (for the same 6 MiB receive bound), SACK permitted and a
 // timestamp echoing the SYN's.
