@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,6 +248,7 @@ var kernelRefs atomic.Int32
 func kernelListener(t *testing.T) *rawPeer {
 	testnet.RequireRoot(t)
 	testnet.RequireTool(t, "socat")
+	testnet.RequireTool(t, "ss")
 	// Names from the process ID: our end of the veth lives in the host
 	// namespace, where two trees' test runs at once must not collide.
 	// A test may set up several: a count tells them apart.
@@ -270,6 +272,12 @@ func kernelListener(t *testing.T) *rawPeer {
 	testnet.Exec(t, ns, "ip", "neigh", "replace", ourAddr.String(), "lladdr", dev.LinkAddr().String(), "dev", kname, "nud", "permanent")
 	const port = 5599
 	testnet.Start(t, ns, "socat", "-u", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr", port), "/dev/null")
+	// Until it listens, the kernel answers as for a closed port: a stray
+	// ACK would get the same RST either way.
+	testnet.WaitFor(t, 10*time.Second, "socat to listen", func() bool {
+		out, err := testnet.Run(ns, testnet.DefaultTimeout, "ss", "-ltnH", fmt.Sprintf("sport = :%d", port))
+		return err == nil && strings.Contains(out, fmt.Sprint(port))
+	})
 	return newRawPeer(t, dev, kernel.MAC(t), ourAddr, kernelAddr, port)
 }
 
