@@ -406,6 +406,7 @@ func (c *Conn) processText(in *Input) bool {
 		c.ackNow = true // a duplicate ACK tells the sender of the hole
 		return true
 	}
+	from := c.RcvNxt // where the data taken in order now begins
 	if len(p) > 0 {
 		// The window keeps the buffer from overflowing; should it not,
 		// what does not fit is not acknowledged and comes again.
@@ -424,7 +425,7 @@ func (c *Conn) processText(in *Input) bool {
 		c.rcvMeasureRTT(in.at)
 	}
 	if c.ooo.len() > 0 {
-		if c.pullOOO() {
+		if c.pullOOO(from) {
 			in.finOK = true
 		}
 		c.ackNow = true // a hole filled: say so at once (RFC 5681 §4.2)
@@ -467,18 +468,19 @@ func (c *Conn) adopt(s *Segment, p []byte) bool {
 }
 
 // pullOOO moves what the out-of-order queue holds at RCV.NXT into the
-// receive buffer and reports whether a queued FIN was reached. An emptied
-// queue goes back to its pool.
-func (c *Conn) pullOOO() (fin bool) {
-	fin = c.pullOOOSegs()
+// receive buffer and reports whether a queued FIN was reached; from is
+// where the data just taken in order began. An emptied queue goes back to
+// its pool.
+func (c *Conn) pullOOO(from seq.Value) (fin bool) {
+	fin = c.pullOOOSegs(from)
 	if c.ooo.len() == 0 {
 		c.releaseOOO()
 	}
 	return fin
 }
 
-func (c *Conn) pullOOOSegs() (fin bool) {
-	// Held data below this edge came again in the segment just taken in
+func (c *Conn) pullOOOSegs(from seq.Value) (fin bool) {
+	// Held data in [from, dupEdge) came again in the data just taken in
 	// order: a duplicate, reported with a D-SACK block (RFC 2883 §4.1.1),
 	// as Linux's tcp_ofo_queue reports it.
 	dupEdge := c.RcvNxt
@@ -488,8 +490,8 @@ func (c *Conn) pullOOOSegs() (fin bool) {
 		if o.seq.GreaterThan(c.RcvNxt) {
 			return false
 		}
-		if c.sackOK && o.n > 0 && o.seq.LessThan(dupEdge) {
-			c.noteDSACK(SACKBlock{o.seq, seq.Min(end, dupEdge)})
+		if lo, hi := seq.Max(o.seq, from), seq.Min(end, dupEdge); c.sackOK && lo.LessThan(hi) {
+			c.noteDSACK(SACKBlock{lo, hi})
 		}
 		if end.GreaterThan(c.RcvNxt) {
 			d := (*o.b)[int(o.seq.Size(c.RcvNxt)):o.n]
