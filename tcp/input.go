@@ -486,7 +486,7 @@ func (c *Conn) pullOOOSegs(from seq.Value) (fin bool) {
 	dupEdge := c.RcvNxt
 	for c.ooo.len() > 0 {
 		o := &c.ooo.segs()[0]
-		end := o.seq.Add(seq.Size(o.n))
+		end := o.dataEnd()
 		if o.seq.GreaterThan(c.RcvNxt) {
 			return false
 		}
