@@ -133,9 +133,9 @@ func (c *Conn) checkSeq(in *Input) bool {
 		if !isRST {
 			c.oowACK(in)
 			end := s.Seq.Add(seq.Size(len(s.Payload)))
-			if c.sackOK && len(s.Payload) > 0 && end.LessThanEq(c.RcvNxt) {
+			if len(s.Payload) > 0 && end.LessThanEq(c.RcvNxt) {
 				// A duplicate: report it with a D-SACK block (RFC 2883).
-				c.dsack, c.dsackValid = SACKBlock{s.Seq, end}, true
+				c.setDSACK(SACKBlock{s.Seq, end})
 			}
 			if c.state == TimeWait && in.ev == SegFIN {
 				c.waitAt = in.at.Add(c.cfg.TimeWait)
@@ -363,10 +363,10 @@ func (c *Conn) processText(in *Input) bool {
 	// Trim to the window: what precedes RCV.NXT, then what lies past it.
 	if at.LessThan(c.RcvNxt) {
 		k := int(at.Size(c.RcvNxt))
-		if c.sackOK && len(p) > 0 {
+		if len(p) > 0 {
 			// Partly a duplicate: the next ACK reports that part with a
 			// D-SACK block (RFC 2883 §4.1.1), as Linux does.
-			c.dsack, c.dsackValid = SACKBlock{at, at.Add(seq.Size(min(k, len(p))))}, true
+			c.setDSACK(SACKBlock{at, at.Add(seq.Size(min(k, len(p))))})
 		}
 		if k >= len(p) {
 			p = nil
@@ -383,19 +383,17 @@ func (c *Conn) processText(in *Input) bool {
 	if at != c.RcvNxt {
 		switch kept, dup, overlap := c.takeOOO().insert(at, p, fin, c.cfg.OOOSegmentsMax, int(c.rcvBufMax)); {
 		case kept:
-			if c.sackOK && overlap != (SACKBlock{}) {
+			if overlap != (SACKBlock{}) {
 				// Partly held already: that part is a duplicate (RFC 2883
 				// §4.1.1), as Linux reports it.
-				c.dsack, c.dsackValid = overlap, true
+				c.setDSACK(overlap)
 			}
 			c.noteSACK(at, at.Add(seq.Size(len(p))))
 			c.count(func(st *Stats) { st.OutOfOrder++ })
 		case dup:
 			// Held already: a D-SACK block first, then the blocks as
 			// before, the one holding it among them (RFC 2883 §4.1.2).
-			if c.sackOK {
-				c.dsack, c.dsackValid = SACKBlock{at, at.Add(seq.Size(len(p)))}, true
-			}
+			c.setDSACK(SACKBlock{at, at.Add(seq.Size(len(p)))})
 		default:
 			c.count(func(st *Stats) { st.OutOfOrderDropped++ })
 			if c.ooo.len() == 0 {
@@ -490,7 +488,7 @@ func (c *Conn) pullOOOSegs(from seq.Value) (fin bool) {
 		if o.seq.GreaterThan(c.RcvNxt) {
 			return false
 		}
-		if lo, hi := seq.Max(o.seq, from), seq.Min(end, dupEdge); c.sackOK && lo.LessThan(hi) {
+		if lo, hi := seq.Max(o.seq, from), seq.Min(end, dupEdge); lo.LessThan(hi) {
 			c.noteDSACK(SACKBlock{lo, hi})
 		}
 		if end.GreaterThan(c.RcvNxt) {

@@ -613,13 +613,22 @@ func (c *Conn) noteSACK(left, right seq.Value) {
 	q.nSackRecent = n
 }
 
+// setDSACK owes the next ACK a D-SACK block for b (RFC 2883) in place of
+// any owed before (Linux's tcp_dsack_set); without SACK, nothing.
+func (c *Conn) setDSACK(b SACKBlock) {
+	if c.sackOK {
+		c.dsack, c.dsackValid = b, true
+	}
+}
+
 // noteDSACK owes the next ACK a D-SACK block for b, or extends the one owed
 // when b adjoins or overlaps it (Linux's tcp_dsack_extend); a block apart
 // from the one owed waits for a later duplicate.
 func (c *Conn) noteDSACK(b SACKBlock) {
 	switch {
+	case !c.sackOK:
 	case !c.dsackValid:
-		c.dsack, c.dsackValid = b, true
+		c.setDSACK(b)
 	case b.Left.LessThanEq(c.dsack.Right) && c.dsack.Left.LessThanEq(b.Right):
 		c.dsack = SACKBlock{seq.Min(b.Left, c.dsack.Left), seq.Max(b.Right, c.dsack.Right)}
 	}
